@@ -1,0 +1,389 @@
+"""Typed, validated configuration, loaded once at an entry point.
+
+Sources, lowest precedence first (documented in the README):
+
+1. :func:`global_defaults` (this module)
+2. ``<conf_dir>/base.yaml``
+3. ``<conf_dir>/<env>.yaml``
+4. ``<conf_dir>/private/base.yaml`` then ``<conf_dir>/private/<env>.yaml`` (git-ignored: secrets, personal overrides)
+5. ``SPARKML_OPS_<SECTION>__<KEY>`` environment variables (``__`` separates nesting levels)
+6. command-line ``--set key.path=value`` flags
+
+Library code receives the frozen :class:`Settings` and never reads files or the
+environment itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from sparkml_ops.errors import ConfigError
+
+ENV_PREFIX = "SPARKML_OPS_"
+# Loader inputs, not settings keys: they choose which files to read.
+LOADER_ENV_VARS = frozenset({"SPARKML_OPS_ENV", "SPARKML_OPS_CONF_DIR", "SPARKML_OPS_LOG_FORMAT"})
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+PRIVATE_DIR = "private"
+SECRET_KEY_RE = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HiveDatabases(_Frozen):
+    """Hive database names per data layer."""
+
+    raw: str = "ml_raw"
+    features: str = "ml_features"
+    scores: str = "ml_scores"
+    ops: str = "ml_ops"
+
+    @field_validator("raw", "features", "scores", "ops")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
+            raise ValueError("must be a Hive identifier: letters, digits and _, not starting with a digit")
+        return value
+
+
+class HiveSettings(_Frozen):
+    """Hive metastore and warehouse.
+
+    ``derby`` is the embedded single-process default; ``jdbc`` points Spark's Hive
+    client at a shared metastore database (PostgreSQL) so several applications and
+    the Thrift server see one catalog.
+    """
+
+    metastore: Literal["derby", "jdbc"] = "derby"
+    warehouse_dir: str | None = None
+    jdbc_url: str | None = None
+    jdbc_driver: str = "org.postgresql.Driver"
+    jdbc_user: str | None = None
+    jdbc_password: SecretStr | None = None
+    jdbc_driver_jar: str | None = None
+    databases: HiveDatabases = HiveDatabases()
+
+
+class RegistryAuth(_Frozen):
+    """How the registry authenticates to WebHDFS/HttpFS; ignored for ``file://``."""
+
+    method: Literal["none", "simple", "kerberos"] = "none"
+    user: str | None = None
+    principal: str | None = None
+    keytab: str | None = None
+
+
+class RegistrySettings(_Frozen):
+    """Where the model registry lives: ``file:///path`` or ``webhdfs://host:port/path``."""
+
+    uri: str
+    auth: RegistryAuth = RegistryAuth()
+    timeout_s: float = Field(default=60.0, gt=0)
+    staging_max_age_hours: float = Field(default=24.0, gt=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_scheme(cls, value: str) -> str:
+        if not re.match(r"^(file|webhdfs|swebhdfs)://", value):
+            raise ValueError("must be a file:// or webhdfs:// (swebhdfs:// for TLS) URI")
+        return value
+
+
+class SparkSettings(_Frozen):
+    """How the Spark session is built; ``conf`` entries are passed through verbatim."""
+
+    master: str = "local[*]"
+    app_name: str = "sparkml-ops"
+    ui: bool = False
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "WARN"
+    java_home: str | None = None
+    conf: dict[str, str] = {}
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        # YAML reads `4` and `true` as int/bool; Spark wants strings.
+        if isinstance(value, Mapping):
+            return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+        return value
+
+
+class SshHost(_Frozen):
+    """An SSH endpoint; ``user``/``port`` fall back to ``~/.ssh/config`` when unset."""
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+
+
+class DeploySettings(_Frozen):
+    """Where builds go for this environment (edge nodes, bastion, directories)."""
+
+    edge_hosts: tuple[SshHost, ...] = ()
+    bastion: SshHost | None = None
+    base_dir: str = "/opt/sparkml-ops"
+    hdfs_dir: str | None = None
+    connect_timeout_s: float = Field(default=15.0, gt=0)
+    keep_releases: int = Field(default=5, ge=2)
+
+
+class LoggingSettings(_Frozen):
+    """Log line format and level."""
+
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Frozen):
+    """The whole effective configuration of one environment."""
+
+    env: str
+    state_dir: Path
+    spark: SparkSettings = SparkSettings()
+    hive: HiveSettings = HiveSettings()
+    registry: RegistrySettings
+    deploy: DeploySettings = DeploySettings()
+    logging: LoggingSettings = LoggingSettings()
+    # Files and variables that contributed, lowest precedence first; set by the loader.
+    sources: tuple[str, ...] = ()
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Secret strings to mask in logs."""
+        pw = self.hive.jdbc_password
+        return (pw.get_secret_value(),) if pw and pw.get_secret_value() else ()
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain data with secrets masked, for ``config show``."""
+        return self.model_dump(mode="json")
+
+
+def global_defaults() -> dict[str, Any]:
+    """Built-in defaults: the lowest-precedence layer (model defaults fill the rest)."""
+    return {"state_dir": "~/.sparkml-ops/${env}"}
+
+
+def available_environments(conf_dir: Path) -> list[str]:
+    """Environment names defined in ``conf_dir`` (one ``<env>.yaml`` each)."""
+    return sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+
+
+def load_settings(
+    env: str | None = None,
+    conf_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Load, merge and validate the configuration of one environment.
+
+    Args:
+        env: environment name; falls back to ``SPARKML_OPS_ENV`` then ``local``.
+        conf_dir: config directory; falls back to ``SPARKML_OPS_CONF_DIR`` then ``./conf``.
+        overrides: ``key.path=value`` strings from the command line (highest precedence).
+        environ: the process environment (entry points pass ``os.environ``).
+        cwd: directory relative paths are resolved against (default: the process cwd).
+
+    Raises:
+        ConfigError: naming the file or variable, the key, the bad value and what is allowed.
+    """
+    environ = dict(environ or {})
+    base = (cwd or Path.cwd()).resolve()
+    env = env or environ.get("SPARKML_OPS_ENV") or "local"
+    conf_path = Path(conf_dir or environ.get("SPARKML_OPS_CONF_DIR") or "conf").expanduser()
+    if not conf_path.is_absolute():
+        conf_path = base / conf_path
+    if not conf_path.is_dir():
+        raise ConfigError(
+            f"config directory {conf_path} does not exist.",
+            hint="Run from the project root, or pass --conf-dir DIR or set SPARKML_OPS_CONF_DIR.",
+        )
+    if not ENV_NAME_RE.match(env):
+        raise ConfigError(f"environment name {env!r} is invalid: use lowercase letters, digits, '-' and '_'.")
+    known = available_environments(conf_path)
+    if env not in known:
+        raise ConfigError(
+            f"unknown environment {env!r}: {conf_path} defines {', '.join(known) or 'none'}.",
+            hint=f"Pass --env with one of those, or create {conf_path / (env + '.yaml')}.",
+        )
+
+    layers: list[tuple[str, dict[str, Any]]] = [("built-in defaults", global_defaults())]
+    for path in (
+        conf_path / "base.yaml",
+        conf_path / f"{env}.yaml",
+        conf_path / PRIVATE_DIR / "base.yaml",
+        conf_path / PRIVATE_DIR / f"{env}.yaml",
+    ):
+        if path.is_file():
+            layers.append((str(path), _read_yaml(path)))
+        elif path.name == "base.yaml" and path.parent == conf_path:
+            raise ConfigError(f"{path} is missing: every config directory needs a base.yaml.")
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in LOADER_ENV_VARS:
+            layers.append((f"environment variable {name}", _env_layer(name, environ[name])))
+    for item in overrides:
+        layers.append((f"command-line --set {_masked(item)}", _override_layer(item)))
+
+    merged: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for source, data in layers:
+        _merge(merged, data, source, origin, ())
+    merged.pop("env", None)
+    spark_section = merged.setdefault("spark", {})
+    if isinstance(spark_section, dict) and not spark_section.get("java_home") and environ.get("JAVA_HOME"):
+        # The JVM pyspark launches is the one in JAVA_HOME; record it so checks look at the same one.
+        spark_section["java_home"] = environ["JAVA_HOME"]
+    if "state_dir" in merged:
+        state = Path(str(merged["state_dir"]).replace("${env}", env)).expanduser()
+        merged["state_dir"] = str(state if state.is_absolute() else base / state)
+    merged = _expand(merged, env, merged.get("state_dir"))
+    merged["env"] = env
+    merged["sources"] = [s for s, _ in layers]
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, env, conf_path)) from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: malformed YAML: {problem}.", hint="Fix the syntax at that line.") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}.")
+    return data
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _env_layer(name: str, raw: str) -> dict[str, Any]:
+    path = name[len(ENV_PREFIX):].lower().split("__")
+    if any(not part for part in path):
+        raise ConfigError(f"environment variable {name}: empty key segment; use SPARKML_OPS_SECTION__KEY.")
+    return _nest(path, _parse_scalar(raw))
+
+
+def _masked(item: str) -> str:
+    """``key=value`` with the value hidden when the key names a secret (it is shown as a source)."""
+    key, sep, _ = item.partition("=")
+    return f"{key}=***" if sep and SECRET_KEY_RE.search(key) else item
+
+
+def _override_layer(item: str) -> dict[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"command-line --set {_masked(item)!r}: expected KEY=VALUE, e.g. --set spark.master=local[2].")
+    parts = key.strip().split(".")
+    # spark.conf keys contain dots themselves (spark.sql.shuffle.partitions): keep them whole.
+    if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+        parts = ["spark", "conf", ".".join(parts[2:])]
+    return _nest(parts, _parse_scalar(raw))
+
+
+def _nest(path: list[str], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(path):
+        out = {part: out}
+    return out
+
+
+def _merge(into: dict[str, Any], data: Mapping[str, Any], source: str, origin: dict, prefix: tuple[str, ...]) -> None:
+    for key, value in data.items():
+        path = prefix + (str(key),)
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value, source, origin, path)
+        else:
+            into[key] = copy.deepcopy(dict(value)) if isinstance(value, Mapping) else value
+            _record(value, source, origin, path)
+
+
+def _record(value: Any, source: str, origin: dict, path: tuple[str, ...]) -> None:
+    origin[path] = source
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            _record(sub, source, origin, path + (str(key),))
+
+
+def _expand(value: Any, env: str, state_dir: str | None) -> Any:
+    """Replace ``${env}`` and ``${state_dir}`` in string values."""
+    if isinstance(value, dict):
+        return {k: _expand(v, env, state_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, state_dir) for v in value]
+    if isinstance(value, str):
+        value = value.replace("${env}", env)
+        if state_dir is not None:
+            value = value.replace("${state_dir}", state_dir)
+    return value
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            return []
+        model = sub
+    return sorted(model.model_fields)
+
+
+def _first_required(model: type[BaseModel], loc: Sequence[str]) -> tuple[str, ...]:
+    """For a missing section, the path of its first required key, so the message names a leaf."""
+    for part in loc:
+        field = model.model_fields.get(part)
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return ()
+        model = ann
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            return (name, *_first_required(model, (name,)))
+    return ()
+
+
+def _describe(exc: ValidationError, origin: dict, env: str, conf_dir: Path) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc)
+        source = next((origin[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in origin), None)
+        if err["type"] == "extra_forbidden":
+            parent = loc[:-1]
+            allowed = [k for k in _allowed_keys(Settings, parent) if k != "sources"]
+            under = f" under '{'.'.join(parent)}'" if parent else ""
+            lines.append(f"{source}: unknown key '{key}'; allowed keys{under}: {', '.join(allowed)}.")
+        elif err["type"] == "missing":
+            key = ".".join(loc + _first_required(Settings, loc))
+            lines.append(
+                f"missing required key '{key}' for environment '{env}': "
+                f"set it in {conf_dir / (env + '.yaml')} or {conf_dir / 'base.yaml'}."
+            )
+        else:
+            value = err.get("input")
+            shown = "***" if SECRET_KEY_RE.search(key) else repr(value)
+            lines.append(f"{source}: key '{key}' has bad value {shown}: {err['msg']}.")
+    return "invalid configuration:\n  " + "\n  ".join(lines) if len(lines) > 1 else "invalid configuration: " + lines[0]

@@ -1,0 +1,1 @@
+"""The only layer that touches Spark, HDFS, Hive, SSH and files."""

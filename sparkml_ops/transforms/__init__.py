@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame functions: no I/O, no session creation."""

@@ -1,0 +1,58 @@
+"""Shared fixtures: isolation from the developer's machine, and one local Spark session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep tests away from the real ~/.ssh, ~/.hdfscli.cfg, ~/.sparkml-ops and SPARKML_OPS_* variables."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("SPARKML_OPS_") or name in ("HDFSCLI_CONFIG", "HDFSCLI_ALIAS"):
+            monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def spark_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """State directory (Derby metastore, warehouse, registry) of the shared test session."""
+    return tmp_path_factory.mktemp("spark-state")
+
+
+@pytest.fixture(scope="session")
+def local_settings(spark_state_dir: Path):
+    """Settings of the embedded default, with state under the test's temp dir."""
+    from sparkml_ops.config import load_settings
+
+    return load_settings(
+        "local",
+        CONF_DIR,
+        overrides=[
+            f"state_dir={spark_state_dir}",
+            "spark.master=local[2]",
+            "spark.conf.spark.sql.shuffle.partitions=2",
+            "spark.conf.spark.driver.memory=2g",
+            "spark.conf.spark.default.parallelism=2",
+        ],
+        environ={k: v for k, v in os.environ.items() if k == "JAVA_HOME"},
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(local_settings) -> Iterator:
+    """One local[2] SparkSession with Hive support for the whole run; stopped at teardown."""
+    from sparkml_ops.io.spark import build_session
+
+    session = build_session(local_settings, app_name="sparkml-ops-tests")
+    yield session
+    session.stop()
