@@ -56,3 +56,21 @@ def spark(local_settings) -> Iterator:
     session = build_session(local_settings, app_name="sparkml-ops-tests")
     yield session
     session.stop()
+
+
+CLUSTER_STATE = REPO / ".state" / "cluster" / "cluster.json"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> dict:
+    """Connection facts of the local Hadoop/Hive cluster started by ``scripts/cluster start``.
+
+    Integration tests must run, not skip: without a running cluster this fails with the command to run.
+    Keys are written by scripts/cluster (see docs/cluster.md), e.g. ``webhdfs_url``, ``namenode_uri``,
+    ``hdfs_user``, ``hadoop_conf_dir``, ``hiveserver2_host``, ``hiveserver2_port``, ``metastore_jdbc_url``.
+    """
+    import json
+
+    if not CLUSTER_STATE.is_file():
+        pytest.fail(f"the local cluster is not running ({CLUSTER_STATE} missing): start it with scripts/cluster start")
+    return json.loads(CLUSTER_STATE.read_text())
