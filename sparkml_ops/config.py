@@ -152,7 +152,9 @@ class Settings(_Frozen):
     registry: RegistrySettings
     deploy: DeploySettings = DeploySettings()
     logging: LoggingSettings = LoggingSettings()
-    # Files and variables that contributed, lowest precedence first; set by the loader.
+    # The config directory this was loaded from (feature specs and model configs live beside it)
+    # and the files and variables that contributed, lowest precedence first; both set by the loader.
+    conf_dir: Path | None = None
     sources: tuple[str, ...] = ()
 
     def secret_values(self) -> tuple[str, ...]:
@@ -246,6 +248,7 @@ def load_settings(
     merged = _expand(merged, env, merged.get("state_dir"))
     merged["env"] = env
     merged["sources"] = [s for s, _ in layers]
+    merged["conf_dir"] = str(conf_path)
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
@@ -373,7 +376,7 @@ def _describe(exc: ValidationError, origin: dict, env: str, conf_dir: Path) -> s
         source = next((origin[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in origin), None)
         if err["type"] == "extra_forbidden":
             parent = loc[:-1]
-            allowed = [k for k in _allowed_keys(Settings, parent) if k != "sources"]
+            allowed = [k for k in _allowed_keys(Settings, parent) if k not in ("sources", "conf_dir")]
             under = f" under '{'.'.join(parent)}'" if parent else ""
             lines.append(f"{source}: unknown key '{key}'; allowed keys{under}: {', '.join(allowed)}.")
         elif err["type"] == "missing":
