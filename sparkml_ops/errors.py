@@ -95,6 +95,16 @@ class ConflictError(SparkMLOpsError):
     exit_code = EXIT_CONFLICT
 
 
+class PathExistsError(ConflictError):
+    """A storage path that must not exist yet already does (a concurrent writer won a rename)."""
+
+
+class PermissionDeniedError(SparkMLOpsError):
+    """The storage refused access (HDFS permissions, authentication); fix the user, keytab or ACLs."""
+
+    exit_code = EXIT_USAGE
+
+
 def exit_code_for(exc: BaseException) -> int:
     """Map an exception to the documented process exit code."""
     if isinstance(exc, SparkMLOpsError):
