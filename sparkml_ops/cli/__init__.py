@@ -32,7 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)
+    for leaf in _leaf_parsers(parser):
+        # Accept the global options after the command too: `spark-submit jobs/score.py --env prod ...`
+        # becomes `sparkml-ops score --env prod ...`.
+        add_global_options(leaf, on_subcommand=True)
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    leaves = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                leaves.extend(_leaf_parsers(sub) or [sub])
+    return leaves
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -1,0 +1,8 @@
+"""spark-submit entry point: `sparkml-ops train` with the same flags; exit codes as in the README."""
+
+import sys
+
+from sparkml_ops.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", *sys.argv[1:]]))

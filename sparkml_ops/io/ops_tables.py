@@ -1,0 +1,145 @@
+"""Hive tables that scheduling and monitoring rely on: scores, the latest-score view, run records, score stats.
+
+Every table has column comments, so ``DESCRIBE`` in beeline documents it for analysts.
+Writes select columns by name before ``insertInto`` (which matches by position).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sparkml_ops.errors import DataValidationError, RemoteError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+SCORES_TABLE = "scores"
+LATEST_VIEW = "latest_scores"
+RUNS_TABLE = "job_runs"
+SCORE_STATS_TABLE = "score_stats"
+
+SCORES_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("entity_key", "STRING", "Entity key value; composite keys are joined with '|' in the order of entity_key_names"),
+    ("entity_key_names", "STRING", "Names of the key column(s) of the model's feature set, joined with '|'"),
+    ("score", "DOUBLE", "Model output: probability of the positive class for classifiers"),
+    ("decision", "INT", "1 when score >= threshold, 0 otherwise; NULL when the model has no decision threshold"),
+    ("threshold", "DOUBLE", "Decision threshold in force for this run (conf/models/<model>.yaml scoring.threshold)"),
+    ("model_version", "INT", "Registry version that produced the score (sparkml-ops models show <model>:<version>)"),
+    ("run_id", "STRING", "Scoring run id; join ml_ops.job_runs.run_id for who/when/where"),
+    ("scored_at", "TIMESTAMP", "When this row was written, UTC"),
+)
+SCORES_PARTITIONS: tuple[tuple[str, str, str], ...] = (
+    ("score_date", "STRING", "Business date scored, YYYY-MM-DD (features as of this date)"),
+    ("model_name", "STRING", "Registry model name"),
+)
+
+RUNS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run_id", "STRING", "Unique run id"),
+    ("job", "STRING", "train | score | features"),
+    ("status", "STRING", "success | failed"),
+    ("exit_code", "INT", "Process exit code (README: Exit codes)"),
+    ("model_name", "STRING", "Model name, when the job concerns a model"),
+    ("model_ref", "STRING", "Model reference as asked (name@alias or name:version)"),
+    ("model_version", "INT", "Version the reference resolved to"),
+    ("start_date", "STRING", "First business date of the run, YYYY-MM-DD"),
+    ("end_date", "STRING", "Last business date of the run, YYYY-MM-DD"),
+    ("rows_in", "BIGINT", "Input rows read"),
+    ("rows_out", "BIGINT", "Rows written"),
+    ("duration_s", "DOUBLE", "Wall-clock duration in seconds"),
+    ("run_user", "STRING", "OS user that ran the job"),
+    ("run_host", "STRING", "Host the driver ran on"),
+    ("application_id", "STRING", "Spark application id (YARN application id on a cluster)"),
+    ("started_at", "TIMESTAMP", "Start, UTC"),
+    ("finished_at", "TIMESTAMP", "End, UTC"),
+    ("message", "STRING", "Error message when failed; details as JSON when successful"),
+)
+RUNS_PARTITIONS = (("run_date", "STRING", "UTC date the run started, YYYY-MM-DD"),)
+
+STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run_id", "STRING", "Scoring run id"),
+    ("model_name", "STRING", "Model name"),
+    ("model_version", "INT", "Model version"),
+    ("rows", "BIGINT", "Rows scored for this date"),
+    ("mean_score", "DOUBLE", "Mean score"),
+    ("quantiles", "STRING", "JSON object of score quantiles (p01..p99), approximate (relative error 0.001)"),
+    ("psi", "DOUBLE", "Population stability index versus the training baseline stored in the model manifest"),
+    ("psi_status", "STRING", "ok | warn | fail, by the model's psi_warn/psi_fail limits"),
+    ("computed_at", "TIMESTAMP", "When computed, UTC"),
+)
+STATS_PARTITIONS = (("score_date", "STRING", "Business date scored, YYYY-MM-DD"),)
+
+
+def _ddl_columns(cols: Iterable[tuple[str, str, str]]) -> str:
+    return ",\n  ".join(f"`{n}` {t} COMMENT '{c.replace(chr(39), chr(92) + chr(39))}'" for n, t, c in cols)
+
+
+def ensure_table(spark: "SparkSession", db: str, table: str, columns, partitions, comment: str) -> str:
+    """Create a partitioned Parquet Hive table with column comments if it does not exist; return its name."""
+    name = f"`{db}`.`{table}`"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {name} (\n  {_ddl_columns(columns)}\n) "
+        f"COMMENT '{comment}' PARTITIONED BY ({_ddl_columns(partitions)}) STORED AS PARQUET"
+    )
+    return f"{db}.{table}"
+
+
+def ensure_scores_table(spark: "SparkSession", db: str) -> str:
+    """The one scores table of every model, and the analysts' latest-score view."""
+    table = ensure_table(spark, db, SCORES_TABLE, SCORES_COLUMNS, SCORES_PARTITIONS,
+                         "Batch model scores, one row per entity per score_date and model (sparkml-ops)")
+    spark.sql(
+        f"CREATE OR REPLACE VIEW `{db}`.`{LATEST_VIEW}` "
+        "COMMENT 'Latest score per model and entity across all score dates (sparkml-ops)' AS "
+        "SELECT model_name, entity_key, entity_key_names, score, decision, threshold, model_version, score_date, run_id, scored_at "
+        f"FROM (SELECT s.*, ROW_NUMBER() OVER (PARTITION BY model_name, entity_key ORDER BY score_date DESC, scored_at DESC) AS rn "
+        f"FROM `{db}`.`{SCORES_TABLE}` s) latest WHERE rn = 1"
+    )
+    return table
+
+
+def column_names(columns: Sequence[tuple[str, str, str]], partitions: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Table column order: data columns then partition columns (what insertInto expects)."""
+    return [c[0] for c in (*columns, *partitions)]
+
+
+def overwrite_partitions(df: "DataFrame", table: str, ordered_columns: Sequence[str]) -> None:
+    """Replace exactly the partitions present in ``df`` (dynamic partition overwrite)."""
+    missing = [c for c in ordered_columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(f"cannot write {table}: columns {missing} missing from the result; present: {df.columns}")
+    df.select(*ordered_columns).write.insertInto(table, overwrite=True)
+
+
+def append_rows(spark: "SparkSession", table: str, rows: Sequence[Mapping[str, Any]], ordered_columns: Sequence[str], schema: str) -> None:
+    """Append a few driver-side records (run records, stats) to a partitioned table."""
+    df = spark.createDataFrame([tuple(r.get(c) for c in ordered_columns) for r in rows], schema)
+    df.select(*ordered_columns).write.insertInto(table, overwrite=False)
+
+
+def partition_location(spark: "SparkSession", table: str, spec: Mapping[str, str]) -> str:
+    """Filesystem URI of one partition of a Hive table."""
+    clause = ", ".join(f"{k}='{v}'" for k, v in spec.items())
+    rows = spark.sql(f"DESCRIBE FORMATTED {table} PARTITION ({clause})").collect()
+    for row in rows:
+        if row[0] and row[0].strip() == "Location":
+            return row[1].strip()
+    raise RemoteError(f"metastore returned no location for {table} partition {dict(spec)}")
+
+
+def write_marker(spark: "SparkSession", directory: str, payload: Mapping[str, Any], name: str = "_SUCCESS") -> str:
+    """Write a small JSON marker file (schedulers' sensors wait for it) through Hadoop's FileSystem."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(f"{directory.rstrip('/')}/{name}")
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(json.dumps(dict(payload), default=str, sort_keys=True).encode("utf-8")))
+    finally:
+        stream.close()
+    return str(path.toString())

@@ -1,0 +1,150 @@
+"""Per-model configuration: ``<conf_dir>/models/<name>.yaml`` (what to train, how to score, gates).
+
+Onboarding a model is this file plus, optionally, a small Python module beside it that builds
+the estimator (``estimator.factory: my_module:build``); the library never changes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sparkml_ops.errors import ConfigError, NotFoundError
+
+MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+TABLE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EstimatorConfig(_Frozen):
+    """Either a scikit-learn class path with params, or ``module:function`` returning an estimator."""
+
+    class_path: str | None = Field(default=None, alias="class")
+    params: dict[str, object] = {}
+    factory: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "EstimatorConfig":
+        if bool(self.class_path) == bool(self.factory):
+            raise ValueError("set exactly one of 'class' (e.g. sklearn.linear_model.LogisticRegression) or 'factory' (module:function)")
+        if self.class_path and not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", self.class_path):
+            raise ValueError(f"'class' must be a dotted path like sklearn.linear_model.LogisticRegression, got {self.class_path!r}")
+        if self.factory and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.factory):
+            raise ValueError(f"'factory' must look like module:function, got {self.factory!r}")
+        return self
+
+
+class TrainingConfig(_Frozen):
+    """Time split and sampling of the training set."""
+
+    validation_days: int = Field(default=7, ge=1)
+    max_rows: int = Field(default=2_000_000, ge=100)
+    seed: int = 42
+    thresholds: tuple[float, ...] = (0.5,)
+
+
+class ScoringConfig(_Frozen):
+    """Decision threshold and drift limits used by the scoring job."""
+
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    score_type: Literal["double", "float"] = "double"
+    psi_bins: int = Field(default=10, ge=2, le=100)
+    psi_warn: float = Field(default=0.1, ge=0)
+    psi_fail: float = Field(default=0.25, ge=0)
+    fail_on_drift: bool = False
+    arrow_batch_size: int = Field(default=10_000, ge=100)
+
+
+class GateConfig(_Frozen):
+    """When a new version becomes challenger/champion."""
+
+    auto_challenger: bool = True
+    promote_champion: bool = False
+    min_metrics: dict[str, float] = {}
+    max_metrics: dict[str, float] = {}
+    compare_metric: str = "roc_auc"
+
+
+class ModelConfig(_Frozen):
+    """Everything needed to train, register and score one model."""
+
+    name: str
+    description: str = ""
+    feature_set: str
+    label_table: str
+    label_column: str = "label"
+    estimator: EstimatorConfig
+    training: TrainingConfig = TrainingConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    gate: GateConfig = GateConfig()
+    tags: dict[str, str] = {}
+    # Directory of the config file; user factory modules are looked up there first.
+    source_dir: Path | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not MODEL_NAME_RE.match(value):
+            raise ValueError("must match ^[a-z][a-z0-9_-]{0,63}$ (lowercase letters, digits, '-', '_')")
+        return value
+
+    @field_validator("label_table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not TABLE_RE.match(value):
+            raise ValueError("must be a Hive table name, optionally qualified: db.table")
+        return value
+
+
+def model_config_path(conf_dir: Path, name: str) -> Path:
+    """Where the config of model ``name`` lives."""
+    if not MODEL_NAME_RE.match(name):
+        raise ConfigError(f"model name {name!r} is invalid: use lowercase letters, digits, '-' and '_' (max 64).")
+    return conf_dir / "models" / f"{name}.yaml"
+
+
+def load_model_config(conf_dir: Path, name: str) -> ModelConfig:
+    """Load and validate ``<conf_dir>/models/<name>.yaml``.
+
+    Raises:
+        NotFoundError: no such file (the message lists the models that exist).
+        ConfigError: malformed YAML or invalid keys, naming the file and key.
+    """
+    path = model_config_path(conf_dir, name)
+    if not path.is_file():
+        known = sorted(p.stem for p in (conf_dir / "models").glob("*.yaml"))
+        raise NotFoundError(f"no model config {path}; known models: {', '.join(known) or 'none'}.",
+                            hint=f"Create {path} (see README 'Onboarding a model').")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}.") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}.")
+    if data.get("name", name) != name:
+        raise ConfigError(f"{path}: key 'name' is {data['name']!r} but the file is named for {name!r}; make them equal.")
+    data = {**data, "name": name, "source_dir": str(path.parent)}
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{key}'")
+            elif err["type"] == "missing":
+                problems.append(f"missing required key '{key}'")
+            else:
+                problems.append(f"key '{key}' has bad value {err.get('input')!r}: {err['msg']}")
+        raise ConfigError(f"{path}: " + "; ".join(problems) + ".") from exc

@@ -1,0 +1,267 @@
+"""Batch scoring use-case: a registered model in, one partition per score date of the scores table out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sparkml_ops.config import Settings
+from sparkml_ops.errors import DataValidationError, RefusedError, SparkMLOpsError, exit_code_for
+from sparkml_ops.evaluation import population_stability_index
+from sparkml_ops.io import ops_tables
+from sparkml_ops.modelconfig import ModelConfig
+from sparkml_ops.registry import ModelVersion, Provenance, open_registry
+from sparkml_ops.registry.flavors import get_flavor
+from sparkml_ops.transforms.scoring import SCORE_COLUMN, score_with_model
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+PARTITION_COLUMN = "as_of_date"  # of feature tables
+
+
+@dataclass
+class ScoreResult:
+    """What one scoring run did; ``exit_code`` is 0 unless drift was configured to fail it."""
+
+    run_id: str
+    model_name: str
+    model_version: int
+    dates: list[str]
+    table: str
+    rows_in: int = 0
+    rows_out: int = 0
+    psi: dict[str, float] = field(default_factory=dict)
+    markers: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+
+def new_run_id(job: str) -> str:
+    """Sortable, unique run id: ``<job>-<UTC timestamp>-<random>``."""
+    return f"{job}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def signature_inputs(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The model's input columns and Spark types from its manifest."""
+    sig = manifest.get("signature") or {}
+    out = []
+    for item in sig.get("inputs") or []:
+        if isinstance(item, dict):
+            out.append((item["name"], item.get("spark_type") or item.get("type")))
+        else:
+            out.append((item[0], item[1]))
+    if not out:
+        raise DataValidationError(f"model {manifest.get('name')}:{manifest.get('version')} has no input signature in its manifest")
+    return out
+
+
+def check_signature(df: "DataFrame", expected: Sequence[tuple[str, str]], where: str) -> None:
+    """Fail before any work if columns are missing or mistyped relative to the model's signature.
+
+    Raises:
+        DataValidationError: naming the missing and mistyped columns and the columns present.
+    """
+    present = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    missing = [name for name, _ in expected if name not in present]
+    mistyped = [f"{n} is {present[n]}, model expects {t}" for n, t in expected if n in present and present[n] != t]
+    if missing or mistyped:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if mistyped:
+            parts.append("mistyped columns: " + "; ".join(mistyped))
+        raise DataValidationError(
+            f"{where} does not match the model's input signature: {', '.join(parts)}. Present: {sorted(present)}.",
+            hint="Rebuild the features with the feature set the model was trained on, or score with a matching model version.",
+        )
+
+
+def _feature_frame(spark: "SparkSession", table: str, dates: Sequence[str]) -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    if not spark.catalog.tableExists(table):
+        raise DataValidationError(f"feature table {table} does not exist.",
+                                  hint="Build it first: sparkml-ops features build <feature_set> --date D")
+    present = {row[0].split("=", 1)[1] for row in spark.sql(f"SHOW PARTITIONS {table}").collect()}
+    missing = [d for d in dates if d not in present]
+    if missing:
+        raise DataValidationError(
+            f"feature table {table} has no partition {PARTITION_COLUMN}={', '.join(missing)}; nothing was scored.",
+            hint=f"Build the features for those dates first: sparkml-ops features build <feature_set> --date {missing[0]}",
+        )
+    return spark.table(table).where(F.col(PARTITION_COLUMN).isin(list(dates)))
+
+
+def run_scoring(
+    spark: "SparkSession",
+    settings: Settings,
+    model_config: ModelConfig,
+    model_ref: str,
+    dates: Sequence[date],
+    provenance: Provenance,
+) -> ScoreResult:
+    """Score ``dates`` with the model ``model_ref`` into ``<scores db>.scores``; idempotent per (date, model).
+
+    The artifact is verified once on the driver; workers receive the verified bytes by broadcast
+    and deserialise once per Python worker. A run record and a ``_SUCCESS`` marker per partition
+    are written; on failure a failed run record is written and the error re-raised.
+
+    Raises:
+        ModelNotFoundError: unknown model/version/alias (exit 4).
+        IntegrityError: the artifact does not match its checksums (exit 5).
+        DataValidationError: missing feature partitions or columns not matching the signature (exit 3).
+        RefusedError: score drift above ``psi_fail`` with ``fail_on_drift`` set (exit 7); scores are kept.
+    """
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    day_strings = sorted({d.isoformat() for d in dates})
+    run_id = new_run_id("score")
+    db = settings.hive.databases
+    record: dict[str, Any] = {"run_id": run_id, "job": "score", "model_ref": model_ref, "start_date": day_strings[0],
+                              "end_date": day_strings[-1], "run_user": provenance.user, "run_host": provenance.host,
+                              "application_id": spark.sparkContext.applicationId, "started_at": started.replace(tzinfo=None)}
+    try:
+        result = _score(spark, settings, model_config, model_ref, day_strings, run_id, record)
+        record.update(status="success", exit_code=result.exit_code, message=json.dumps({"psi": result.psi}))
+        return result
+    except SparkMLOpsError as exc:
+        record.update(status="failed", exit_code=exc.exit_code, message=str(exc)[:2000])
+        raise
+    except Exception as exc:
+        record.update(status="failed", exit_code=exit_code_for(exc), message=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    finally:
+        record.update(duration_s=time.monotonic() - clock, finished_at=datetime.now(UTC).replace(tzinfo=None))
+        _append_run_record(spark, db.ops, record)
+
+
+def _score(spark, settings, model_config, model_ref, day_strings, run_id, record) -> ScoreResult:
+    from pyspark.sql import functions as F
+
+    registry = open_registry(settings)
+    version: ModelVersion = registry.resolve(model_ref)
+    record.update(model_name=version.name, model_version=version.version)
+    if version.name != model_config.name:
+        raise DataValidationError(f"model reference {model_ref!r} names model {version.name!r} but the config is for {model_config.name!r}.")
+    manifest = version.manifest
+    lineage = manifest.get("lineage") or {}
+    feature_set = lineage.get("feature_set")
+    keys = list(lineage.get("entity_keys") or [])
+    if not feature_set or not keys:
+        raise DataValidationError(f"model {version.name}:{version.version} manifest lacks lineage.feature_set/entity_keys; it cannot be batch-scored.")
+    inputs = signature_inputs(manifest)
+    features_table = f"{settings.hive.databases.features}.{feature_set}"
+    frame = _feature_frame(spark, features_table, day_strings)
+    check_signature(frame, inputs, f"feature table {features_table}")
+
+    flavor_name, blob = registry.verified_model_bytes(f"{version.name}:{version.version}")
+    flavor = get_flavor(flavor_name)
+    sha = hashlib.sha256(blob).hexdigest()
+    log.info("scoring %s:%s (%s, %d bytes, sha256 %s) on %s for %s", version.name, version.version, flavor_name,
+             len(blob), sha[:12], features_table, ", ".join(day_strings))
+    broadcast = spark.sparkContext.broadcast(blob)
+    cfg = model_config.scoring
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
+    try:
+        scored = frame.transform(
+            score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], [*keys, PARTITION_COLUMN], cfg.score_type)
+        )
+        threshold = F.lit(cfg.threshold).cast("double")
+        out = (
+            scored.withColumn("entity_key", F.concat_ws("|", *[F.col(k).cast("string") for k in keys]))
+            .withColumn("entity_key_names", F.lit("|".join(keys)))
+            .withColumn("score", F.col(SCORE_COLUMN).cast("double"))
+            .withColumn("decision", F.when(threshold.isNull(), F.lit(None)).otherwise((F.col(SCORE_COLUMN) >= threshold).cast("int")))
+            .withColumn("threshold", threshold)
+            .withColumn("model_version", F.lit(version.version).cast("int"))
+            .withColumn("run_id", F.lit(run_id))
+            .withColumn("scored_at", F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp"))
+            .withColumn("score_date", F.col(PARTITION_COLUMN))
+            .withColumn("model_name", F.lit(version.name))
+        )
+        table = ops_tables.ensure_scores_table(spark, settings.hive.databases.scores)
+        ops_tables.overwrite_partitions(out, table, ops_tables.column_names(ops_tables.SCORES_COLUMNS, ops_tables.SCORES_PARTITIONS))
+    finally:
+        broadcast.unpersist()
+
+    result = ScoreResult(run_id, version.name, version.version, list(day_strings), table)
+    result.rows_in = frame.count()
+    written = spark.table(table).where((F.col("model_name") == version.name) & F.col("score_date").isin(day_strings))
+    result.rows_out = written.count()
+    record.update(rows_in=result.rows_in, rows_out=result.rows_out)
+    if result.rows_out != result.rows_in:
+        raise DataValidationError(f"wrote {result.rows_out} rows to {table} but read {result.rows_in} feature rows; rerun the date.")
+    _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result)
+    for day in day_strings:
+        location = ops_tables.partition_location(spark, table, {"score_date": day, "model_name": version.name})
+        result.markers.append(ops_tables.write_marker(spark, location, {"run_id": run_id, "model": version.name,
+                                                                          "version": version.version, "score_date": day}))
+    log.info("scored %d rows into %s (run %s)", result.rows_out, table, run_id)
+    return result
+
+
+def _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result) -> None:
+    from pyspark.sql import functions as F
+
+    cfg = model_config.scoring
+    baseline = (version.manifest.get("extra") or {}).get("baseline") or version.manifest.get("baseline")
+    edges = list(baseline["edges"]) if baseline else []
+    rows = []
+    for day in day_strings:
+        part = written.where(F.col("score_date") == day)
+        bucket = F.lit(0)
+        for edge in edges:  # bin index = number of edges <= score, as in evaluation.score_baseline
+            bucket = bucket + (F.col("score") >= F.lit(edge)).cast("int")
+        agg = part.groupBy(bucket.alias("bin")).count().collect()
+        count = sum(r["count"] for r in agg)
+        quantiles = part.approxQuantile("score", list(QUANTILES), 0.001)
+        mean = part.agg(F.mean("score")).first()[0]
+        psi = None
+        status = "ok"
+        if baseline and count:
+            actual = [0.0] * (len(edges) + 1)
+            for r in agg:
+                actual[r["bin"]] = r["count"] / count
+            psi = population_stability_index(baseline["proportions"], actual)
+            result.psi[day] = psi
+            status = "fail" if psi > cfg.psi_fail else "warn" if psi > cfg.psi_warn else "ok"
+            if status != "ok":
+                log.warning("score drift for %s:%s on %s: PSI %.3f (warn > %.2f, fail > %.2f)",
+                            version.name, version.version, day, psi, cfg.psi_warn, cfg.psi_fail)
+        rows.append({"run_id": run_id, "model_name": version.name, "model_version": version.version, "rows": count,
+                     "mean_score": mean, "quantiles": json.dumps({f"p{int(q * 100):02d}": v for q, v in zip(QUANTILES, quantiles)}),
+                     "psi": psi, "psi_status": status, "computed_at": datetime.now(UTC).replace(tzinfo=None), "score_date": day})
+    table = ops_tables.ensure_table(spark, settings.hive.databases.ops, ops_tables.SCORE_STATS_TABLE, ops_tables.STATS_COLUMNS,
+                                    ops_tables.STATS_PARTITIONS, "Score distribution per scoring run and date (sparkml-ops)")
+    ordered = ops_tables.column_names(ops_tables.STATS_COLUMNS, ops_tables.STATS_PARTITIONS)
+    ops_tables.append_rows(spark, table, rows, ordered, ", ".join(f"{n} {t}" for n, t, _ in (*ops_tables.STATS_COLUMNS, *ops_tables.STATS_PARTITIONS)))
+    failing = {d: p for d, p in result.psi.items() if p > cfg.psi_fail}
+    if failing and cfg.fail_on_drift:
+        result.exit_code = RefusedError.exit_code
+        raise RefusedError(f"score drift above psi_fail={cfg.psi_fail} for {version.name}:{version.version} on "
+                           + ", ".join(f"{d} (PSI {p:.3f})" for d, p in failing.items())
+                           + f"; scores were written (run {run_id}).",
+                           hint="Investigate the input data; set scoring.fail_on_drift: false to only warn.")
+
+
+def _append_run_record(spark: "SparkSession", ops_db: str, record: dict[str, Any]) -> None:
+    """Best effort: a failure to record must not hide the job's own error."""
+    try:
+        table = ops_tables.ensure_table(spark, ops_db, ops_tables.RUNS_TABLE, ops_tables.RUNS_COLUMNS,
+                                        ops_tables.RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
+        row = {**record, "run_date": record["started_at"].date().isoformat()}
+        ordered = ops_tables.column_names(ops_tables.RUNS_COLUMNS, ops_tables.RUNS_PARTITIONS)
+        schema = ", ".join(f"{n} {t}" for n, t, _ in (*ops_tables.RUNS_COLUMNS, *ops_tables.RUNS_PARTITIONS))
+        ops_tables.append_rows(spark, table, [row], ordered, schema)
+    except Exception:  # the run's own outcome matters more than its record
+        log.exception("could not write the run record %s to %s.%s", record.get("run_id"), ops_db, ops_tables.RUNS_TABLE)
