@@ -264,8 +264,13 @@ class ModelRegistry:
         return out
 
     def history(self, name: str) -> list[dict]:
-        """The append-only event log of ``name``, oldest first."""
-        check_name(name)
+        """The append-only event log of ``name``, oldest first.
+
+        Raises:
+            ModelNotFoundError: the model does not exist.
+        """
+        if not self.version_numbers(name):
+            raise self._unknown_model(name)
         events = []
         for entry in self.storage.list(join(name, HISTORY)):
             if entry.name.endswith(".json"):
