@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.config import Settings
@@ -187,7 +186,6 @@ def _train(spark, settings, config, start, end, provenance, dry_run, run_id, rec
         "run_id": run_id,
     }
     params = {"estimator": config.estimator.class_path or config.estimator.factory, **{k: _jsonable(v) for k, v in estimator.get_params().items()}}
-    gate = GateDecision()
     version: ModelVersion | None = None
     registry = open_registry(settings)
     champion = _champion_metric(registry, config, valid, label)
@@ -196,7 +194,8 @@ def _train(spark, settings, config, start, end, provenance, dry_run, run_id, rec
         version = registry.publish(
             config.name, estimator, flavor="sklearn",
             signature=Signature(inputs=list(features), outputs=[("score", "double")]),
-            params=params, metrics=metrics, lineage=lineage, tags=dict(config.tags),
+            params=params, metrics={k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()},
+            lineage=lineage, tags=dict(config.tags),
             description=config.description, provenance=provenance,
             extra={"baseline": baseline, "scoring": config.scoring.model_dump()},
         )

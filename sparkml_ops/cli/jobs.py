@@ -11,8 +11,6 @@ from sparkml_ops.errors import UsageError
 from sparkml_ops.io.spark import spark_session
 from sparkml_ops.modelconfig import load_model_config
 from sparkml_ops.registry.refs import parse_ref
-from sparkml_ops.scoring import run_scoring
-from sparkml_ops.training import run_training
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +34,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     start, end = parse_iso_date(args.date_from, "--from"), parse_iso_date(args.date_to, "--to")
     if end < start:
         raise UsageError(f"--to {end} is before --from {start}.")
+    from sparkml_ops.training import run_training  # imports sklearn and the feature layer: only when training
+
     config = load_model_config(settings.conf_dir, args.model)
     with spark_session(settings, app_name=f"sparkml-ops-train-{config.name}") as spark:
         result = run_training(spark, settings, config, start, end, provenance_from_environment(), dry_run=args.dry_run)
@@ -53,6 +53,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkml_ops.scoring import run_scoring
+
     dates = dates_from_args(args)
     config = load_model_config(settings.conf_dir, parse_ref(args.model).name)
     with spark_session(settings, app_name=f"sparkml-ops-score-{config.name}") as spark:
