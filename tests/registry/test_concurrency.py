@@ -1,0 +1,61 @@
+"""Concurrent publishers and publishers killed with SIGKILL, in real processes, on both backends."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import pytest
+
+from tests.registry import workers
+
+PUBLISHERS = 20
+
+
+def test_twenty_concurrent_publishers_get_twenty_distinct_complete_versions(registry, reg_settings):
+    ctx = mp.get_context("spawn")  # a clean interpreter per publisher, like separate spark-submit jobs
+    barrier, results = ctx.Barrier(PUBLISHERS), ctx.Queue()
+    procs = [ctx.Process(target=workers.publish_after_barrier,
+                         args=(reg_settings.model_dump(mode="json"), i, barrier, results))
+             for i in range(PUBLISHERS)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(v for _, v in got) == list(range(1, PUBLISHERS + 1))
+    versions = registry.list_versions("fraud")
+    assert [v.version for v in versions] == list(range(1, PUBLISHERS + 1))
+    # Each version holds the model of the publisher that claimed it, complete and verified.
+    by_version = {v: i for i, v in got}
+    for mv in versions:
+        assert mv.manifest["tags"] == {"worker": str(by_version[mv.version])}
+        assert mv.manifest["created_by"]["user"] == f"worker{by_version[mv.version]}"
+        registry.verify(mv)
+    assert registry.storage.list("_staging") == []
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.3, 1.0])
+def test_sigkill_mid_publish_leaves_no_partial_version_and_gc_cleans_up(registry, reg_settings, delay_s):
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=workers.publish_big, args=(reg_settings.model_dump(mode="json"), 300))
+    proc.start()
+    deadline = time.monotonic() + 120
+    while not registry.storage.list("_staging"):
+        assert proc.is_alive() and time.monotonic() < deadline, "the publisher never started staging"
+        time.sleep(0.005)
+    time.sleep(delay_s)
+    assert proc.is_alive(), "publisher finished before it could be killed; raise the payload size"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL
+    # Nothing partial is visible: no version directory, so resolve and listing see no model.
+    assert registry.version_numbers("big") == []
+    assert len(registry.storage.list("_staging")) == 1
+    assert registry.gc(older_than_hours=1) == []  # young staging data is left alone
+    removed = registry.gc(older_than_hours=0)
+    assert len(removed) == 1 and removed[0].startswith("_staging/big.")
+    assert registry.storage.list("_staging") == []
