@@ -124,8 +124,21 @@ class SshHost(_Frozen):
     user: str | None = None
 
 
+class PromotionSettings(_Frozen):
+    """Gates a build must pass before ``fab promote`` puts it in this environment."""
+
+    from_env: str = "test"
+    min_soak_s: int = Field(default=7 * 24 * 3600, ge=0)
+    required_approvals: int = Field(default=2, ge=0)
+    change_id_pattern: str = r"^CHG-[0-9]{3,}$"
+
+
 class DeploySettings(_Frozen):
-    """Where builds go for this environment (edge nodes, bastion, directories)."""
+    """Where builds go for this environment (edge nodes, bastion, directories).
+
+    SSH files default to the user's own (``~/.ssh/config``, ``~/.ssh/known_hosts``); host keys
+    are always checked strictly. ``smoke_*`` describe the spark-submit run on each edge node.
+    """
 
     edge_hosts: tuple[SshHost, ...] = ()
     bastion: SshHost | None = None
@@ -133,6 +146,21 @@ class DeploySettings(_Frozen):
     hdfs_dir: str | None = None
     connect_timeout_s: float = Field(default=15.0, gt=0)
     keep_releases: int = Field(default=5, ge=2)
+    ssh_config: str | None = None
+    known_hosts: str | None = None
+    identity_file: str | None = None
+    command_timeout_s: float = Field(default=900.0, gt=0)
+    parallel: int = Field(default=8, ge=1)
+    python: str = "python3"
+    spark_submit: str = "spark-submit"
+    smoke_master: str | None = None
+    smoke_env: dict[str, str] = {}
+    smoke_args: tuple[str, ...] = ()
+    hdfs_command: str = "hdfs dfs"
+    builds_dir: str | None = None
+    remote_conf_dir: str | None = None
+    exclude_packages: tuple[str, ...] = ("pyspark", "py4j")
+    promotion: PromotionSettings | None = None
 
 
 class LoggingSettings(_Frozen):
