@@ -353,8 +353,11 @@ class HdfsStorage(Storage):
         shown = f"{parts.scheme}://{parts.hostname}:{port}{root}"
         return cls(client, root, shown, f"{parts.scheme}://{parts.hostname}:{port}")
 
-    def _abs(self, path: str) -> str:
-        return posixpath.join(self.root, safe_relpath(path)) if path else self.root
+    def _abs(self, path: str, *, root_ok: bool = False) -> str:
+        """Absolute HDFS path; only listing/stat/mkdir may name the root itself (``""``)."""
+        if root_ok and path == "":
+            return self.root
+        return posixpath.join(self.root, safe_relpath(path))
 
     @contextlib.contextmanager
     def _errors(self, what: str, path: str) -> Iterator[None]:
@@ -385,7 +388,7 @@ class HdfsStorage(Storage):
 
     def status(self, path: str) -> Entry | None:
         with self._errors("stat", path):
-            st = self.client.status(self._abs(path), strict=False)
+            st = self.client.status(self._abs(path, root_ok=True), strict=False)
         if st is None:
             return None
         return Entry(path.rsplit("/", 1)[-1], st["type"] == "DIRECTORY", st["length"], st["modificationTime"] / 1000)
@@ -393,7 +396,7 @@ class HdfsStorage(Storage):
     def list(self, path: str) -> list[Entry]:
         with self._errors("list", path):
             try:
-                items = self.client.list(self._abs(path), status=True)
+                items = self.client.list(self._abs(path, root_ok=True), status=True)
             except Exception as exc:  # a missing directory lists as empty
                 if getattr(exc, "exception", None) == "FileNotFoundException":
                     return []
@@ -405,7 +408,7 @@ class HdfsStorage(Storage):
 
     def makedirs(self, path: str) -> None:
         with self._errors("mkdir", path):
-            self.client.makedirs(self._abs(path))
+            self.client.makedirs(self._abs(path, root_ok=True))
 
     def write(self, path: str, data: bytes | BinaryIO | Iterable[bytes], overwrite: bool = False) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)) and not hasattr(data, "read"):
@@ -448,7 +451,7 @@ class HdfsStorage(Storage):
             return bool(self.client.delete(self._abs(path), recursive=recursive))
 
     def spark_uri(self, path: str) -> str:
-        return self._spark_base + self._abs(path)
+        return self._spark_base + self._abs(path, root_ok=True)
 
 
 def _short(exc: BaseException) -> str:

@@ -1,0 +1,121 @@
+"""The registry storage on local disk and on HDFS (WebHDFS of the test cluster): same behaviour, same errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparkml_ops.config import RegistryAuth, RegistrySettings
+from sparkml_ops.errors import ConfigError, NotFoundError, PathExistsError, PermissionDeniedError, RemoteError
+from sparkml_ops.io.storage import HdfsStorage, LocalStorage, open_storage, safe_relpath
+
+from tests.registry.backends import registry_settings
+
+
+@pytest.fixture(params=["local", pytest.param("hdfs", marks=pytest.mark.cluster)])
+def storage(request, tmp_path):
+    """A fresh empty storage root on each backend."""
+    cluster = request.getfixturevalue("cluster") if request.param == "hdfs" else None
+    return open_storage(registry_settings(request.param, tmp_path, cluster))
+
+
+def test_write_read_list_status_delete(storage):
+    storage.write("a/b/one.bin", b"x" * 10)
+    storage.write("a/two.bin", [b"ab", b"cd"])
+    assert storage.read_bytes("a/b/one.bin") == b"x" * 10
+    assert storage.read_bytes("a/two.bin") == b"abcd"
+    assert [(e.name, e.is_dir) for e in storage.list("a")] == [("b", True), ("two.bin", False)]
+    assert storage.walk_files("a") == [("b/one.bin", 10), ("two.bin", 4)]
+    assert storage.status("a/two.bin").size == 4 and storage.status("a/missing") is None
+    assert storage.list("no/such/dir") == []
+    assert storage.delete("a", recursive=True) and not storage.exists("a")
+    assert storage.delete("a") is False
+
+
+def test_write_refuses_to_overwrite_unless_asked(storage):
+    storage.write("f.json", b"1")
+    with pytest.raises(PathExistsError):
+        storage.write("f.json", b"2")
+    storage.write("f.json", b"3", overwrite=True)
+    assert storage.read_bytes("f.json") == b"3"
+
+
+def test_rename_noreplace_fails_when_the_target_exists_and_changes_nothing(storage):
+    storage.write("stage1/manifest.json", b"mine")
+    storage.write("model/1/manifest.json", b"winner")
+    storage.makedirs("model/2")  # even an empty directory is never replaced or entered
+    for target in ("model/1", "model/2"):
+        with pytest.raises(PathExistsError):
+            storage.rename_noreplace("stage1", target)
+    assert storage.read_bytes("model/1/manifest.json") == b"winner"
+    assert storage.list("model/2") == []
+    assert storage.read_bytes("stage1/manifest.json") == b"mine"
+    storage.rename_noreplace("stage1", "model/3")
+    assert storage.read_bytes("model/3/manifest.json") == b"mine" and not storage.exists("stage1")
+
+
+def test_replace_swaps_a_file_atomically(storage):
+    storage.write("aliases/champion.json", b"1")
+    storage.write("aliases/.tmp-x", b"2")
+    storage.replace("aliases/.tmp-x", "aliases/champion.json")
+    assert storage.read_bytes("aliases/champion.json") == b"2"
+    assert [e.name for e in storage.list("aliases")] == ["champion.json"]
+
+
+def test_reading_a_missing_file_is_not_found(storage):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        storage.read_bytes("nope.bin")
+
+
+@pytest.mark.parametrize("bad", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b"])
+def test_paths_outside_the_root_are_refused(storage, bad):
+    with pytest.raises(ValueError):
+        storage.write(bad, b"x")
+    with pytest.raises(ValueError):
+        safe_relpath(bad)
+
+
+@pytest.mark.parametrize("uri,message", [
+    ("file://relative/path", "key 'registry.uri' must be file:///absolute/path, got 'file://relative/path'."),
+    ("webhdfs:///no-host", "key 'registry.uri' must be webhdfs://namenode:port/absolute/path, got 'webhdfs:///no-host'."),
+])
+def test_bad_registry_uris_are_config_errors(uri, message):
+    with pytest.raises(ConfigError) as exc:
+        open_storage(RegistrySettings(uri=uri))
+    assert str(exc.value) == message and exc.value.exit_code == 2
+
+
+def test_simple_auth_needs_a_user():
+    with pytest.raises(ConfigError, match="registry.auth.method 'simple' needs registry.auth.user"):
+        open_storage(RegistrySettings(uri="webhdfs://nn:9870/r", auth={"method": "simple"}))
+
+
+def test_backend_is_chosen_by_scheme(tmp_path):
+    assert isinstance(open_storage(RegistrySettings(uri=tmp_path.as_uri())), LocalStorage)
+    hdfs = open_storage(RegistrySettings(uri="swebhdfs://nn.example:9871/apps/registry"))
+    assert isinstance(hdfs, HdfsStorage) and hdfs.uri == "swebhdfs://nn.example:9871/apps/registry"
+    assert hdfs.client.url == "https://nn.example:9871"
+
+
+def test_unreachable_namenode_is_a_remote_error():
+    # Nothing listens on port 1: a real refused connection.
+    storage = open_storage(RegistrySettings(uri="webhdfs://127.0.0.1:1/registry", timeout_s=5))
+    with pytest.raises(RemoteError) as exc:
+        storage.list("fraud")
+    assert exc.value.exit_code == 6
+    assert str(exc.value).startswith("HDFS unreachable while trying to list webhdfs://127.0.0.1:1/registry/fraud: ")
+    assert str(exc.value).endswith("Check that the NameNode and DataNodes are up and reachable from this host; "
+                                   "retrying later is safe.")
+    assert exc.value.__cause__ is not None
+
+
+@pytest.mark.cluster
+def test_hdfs_permission_denied_is_a_clear_error(cluster, tmp_path):
+    owner = open_storage(registry_settings("hdfs", tmp_path, cluster))
+    owner.makedirs("locked")
+    owner.client.set_permission(owner.root + "/locked", "700")
+    stranger = open_storage(RegistrySettings(uri=owner.uri, auth=RegistryAuth(method="simple", user="nobody")))
+    with pytest.raises(PermissionDeniedError) as exc:
+        stranger.write("locked/model.bin", b"x")
+    assert exc.value.exit_code == 2
+    assert str(exc.value).startswith(f"{owner.uri}/locked/model.bin: permission denied (write): ")
+    assert owner.list("locked") == []
