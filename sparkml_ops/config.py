@@ -28,7 +28,8 @@ from sparkml_ops.errors import ConfigError
 
 ENV_PREFIX = "SPARKML_OPS_"
 # Loader inputs, not settings keys: they choose which files to read.
-LOADER_ENV_VARS = frozenset({"SPARKML_OPS_ENV", "SPARKML_OPS_CONF_DIR", "SPARKML_OPS_LOG_FORMAT"})
+LOADER_ENV_VARS = frozenset({"SPARKML_OPS_ENV", "SPARKML_OPS_CONF_DIR", "SPARKML_OPS_LOG_FORMAT",
+                             "SPARKML_OPS_BUILD_ID", "SPARKML_OPS_GIT_COMMIT", "SPARKML_OPS_CACHE"})
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 PRIVATE_DIR = "private"
 SECRET_KEY_RE = re.compile(r"password|secret|token|credential", re.IGNORECASE)
@@ -170,6 +171,33 @@ class LoggingSettings(_Frozen):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class FeaturesSettings(_Frozen):
+    """Feature sets: where specs live, where run statistics go, defaults for specs.
+
+    ``spec_dir`` is resolved against the config directory when relative; a spec named
+    ``card_fraud`` is the file ``<spec_dir>/card_fraud.yaml``.
+    """
+
+    spec_dir: str = "features"
+    stats_table: str = "feature_stats"
+    default_availability_lag: str = "1d"
+    max_dates_per_run: int = Field(default=31, ge=1)
+
+    @field_validator("stats_table")
+    @classmethod
+    def _table_identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
+            raise ValueError("must be a Hive identifier: letters, digits and _, not starting with a digit")
+        return value
+
+    @field_validator("default_availability_lag")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{1,4}[hd]", value):
+            raise ValueError("must be a duration like 0d, 6h or 1d")
+        return value
+
+
 class Settings(_Frozen):
     """The whole effective configuration of one environment."""
 
@@ -180,6 +208,7 @@ class Settings(_Frozen):
     registry: RegistrySettings
     deploy: DeploySettings = DeploySettings()
     logging: LoggingSettings = LoggingSettings()
+    features: FeaturesSettings = FeaturesSettings()
     # The config directory this was loaded from (feature specs and model configs live beside it)
     # and the files and variables that contributed, lowest precedence first; both set by the loader.
     conf_dir: Path | None = None

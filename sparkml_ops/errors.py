@@ -45,6 +45,10 @@ class UsageError(ConfigError):
     """A command was called with arguments that do not make sense together."""
 
 
+class FeatureSpecError(ConfigError):
+    """A feature spec file is invalid; the message names the file and the feature."""
+
+
 class EnvironmentCheckError(SparkMLOpsError):
     """The machine lacks something sparkml-ops needs (Java, a tool, a directory)."""
 

@@ -1,0 +1,189 @@
+"""The feature build: a feature set for one or more as-of dates into a Hive table partitioned by ``as_of_date``.
+
+Partition ``as_of_date=D`` holds one row per entity with the features as known at the end of
+day D (00:00 UTC of D+1): a source row with time ``t`` counts when ``t < end of D - lag``.
+With the default 1-day lag that is every event up to the end of D-1.
+
+Everything is checked before the write (dates, tables, schemas, partitions, empty inputs, SQL),
+so a bad run leaves the table exactly as it was; a rerun of a date replaces that partition only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sparkml_ops.config import Settings
+from sparkml_ops.errors import DataValidationError, UsageError
+from sparkml_ops.features.compute import ASOF, check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.spec import FeatureSpec, SourceSpec, feature_columns
+from sparkml_ops.features.stats import write_feature_stats
+from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, missing_partitions, table_schema
+
+log = logging.getLogger(__name__)
+
+PARTITION = "as_of_date"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a feature build wrote."""
+
+    feature_set: str
+    table: str
+    rows_per_date: dict[str, int]
+    stats_table: str | None = None
+    features: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+
+def feature_table(settings: Settings, spec: FeatureSpec) -> str:
+    """``<hive.databases.features>.<spec name>``."""
+    return f"{settings.hive.databases.features}.{spec.name}"
+
+
+def feature_table_columns(spec: FeatureSpec) -> list[ColumnDef]:
+    """Data columns of the feature table (the ``as_of_date`` partition column excluded)."""
+    keys = [ColumnDef(k, spec.key_types[k], "entity key") for k in spec.entity_keys]
+    descr = {f.name: f.description or _describe(f) for f in spec.features}
+    return keys + [ColumnDef(name, dtype, descr[name]) for name, dtype in feature_columns(spec)]
+
+
+def _describe(f) -> str:
+    if f.kind == "aggregate":
+        days = f.window_us / 86_400e6
+        what = f"{f.func}({f.column or '*'})" + (f" where {f.where}" if f.where else "")
+        return f"{what} over the {days:g} days before the cutoff, source {f.source}"
+    if f.kind == "recency":
+        return f"days from the last {f.source} row to the as-of time"
+    if f.kind == "ratio":
+        return f"{f.numerator} / {f.denominator}"
+    return f"{f.sql} (source {f.source})"
+
+
+def asof_time(day: date) -> datetime:
+    """The as-of instant of an as-of date: the end of that day, 00:00 UTC of the next day."""
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+
+
+def source_days(src: SourceSpec, asof: datetime, window_us: int) -> tuple[date, date]:
+    """First and last day partition of ``src`` that can hold rows known at ``asof`` inside the window."""
+    cutoff = asof - timedelta(microseconds=src.lag_us)
+    last = (cutoff - timedelta(microseconds=1)).date()
+    first = (cutoff - timedelta(microseconds=window_us)).date()
+    return first, last
+
+
+def check_dates(dates: Sequence[date], settings: Settings, today: date | None = None) -> list[date]:
+    """Sorted distinct as-of dates; refuses none, too many, or dates in the future.
+
+    Raises:
+        UsageError: no dates or more than ``features.max_dates_per_run``.
+        DataValidationError: a date after today (UTC): its data cannot exist yet.
+    """
+    days = sorted(set(dates))
+    if not days:
+        raise UsageError("no as-of dates given: pass --date YYYY-MM-DD or --start/--end.")
+    limit = settings.features.max_dates_per_run
+    if len(days) > limit:
+        raise UsageError(f"{len(days)} as-of dates in one run; the limit is features.max_dates_per_run={limit}.",
+                         hint="Split the range into several runs, or raise the limit in conf/.")
+    today = today or datetime.now(timezone.utc).date()
+    future = [d for d in days if d > today]
+    if future:
+        raise DataValidationError(f"as-of date {future[0].isoformat()} is in the future (today is {today.isoformat()} UTC).",
+                                  hint="Features can only be built for dates whose data exists.")
+    return days
+
+
+def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple[date, date]],
+                 required: dict[str, list[str]]) -> dict[str, DataFrame]:
+    """Read and check every source: schema, required partitions, non-empty; then prepare its rows.
+
+    Args:
+        ranges: events source -> (first, last) day partitions to read.
+        required: events source -> day partitions that must exist and hold rows.
+    """
+    frames = {}
+    for name, src in spec.sources.items():
+        actual = table_schema(spark, src.table)
+        check_source_schema(spec, src, actual)
+        df = spark.table(src.table)
+        if src.kind == "events":
+            part = src.partition_column
+            need = required.get(name, [])
+            missing = missing_partitions(spark, src.table, part, need)
+            if missing:
+                raise DataValidationError(
+                    f"source '{name}': partition {part}={missing[0]} of {src.table} is missing"
+                    f" ({len(missing)} of {len(need)} required day(s) missing); nothing was written.",
+                    hint="Load that day first, or build an earlier as-of date.",
+                )
+            counts = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
+            empty = [d for d in need if not counts.get(d)]
+            if empty:
+                raise DataValidationError(
+                    f"source '{name}': partition {part}={empty[0]} of {src.table} is empty; nothing was written.",
+                    hint="Reload that day's data, then rerun.",
+                )
+            first, last = ranges[name]
+            df = df.where(F.col(part).between(first.isoformat(), last.isoformat()))
+        elif df.limit(1).count() == 0:
+            raise DataValidationError(f"source '{name}': table {src.table} is empty; nothing was written.",
+                                      hint="Load the table first.")
+        frames[name] = prepare_source(spec, src, df)
+    return frames
+
+
+def build_features(
+    spark: SparkSession,
+    settings: Settings,
+    spec: FeatureSpec,
+    dates: Sequence[date],
+    compute_stats: bool = True,
+    today: date | None = None,
+) -> BuildResult:
+    """Compute ``spec`` for each as-of date into ``<features db>.<spec.name>``, replacing only those partitions.
+
+    Args:
+        dates: as-of dates; all are computed in one pass over each source.
+        compute_stats: also write per-feature statistics to ``<ops db>.<features.stats_table>``.
+        today: the current UTC date (for tests); dates after it are refused.
+
+    Returns:
+        The table name and the number of rows written per as-of date.
+
+    Raises:
+        UsageError: no dates, or too many.
+        DataValidationError: future date, missing or empty source partition, schema drift.
+        NotFoundError: a source table does not exist.
+        FeatureSpecError: a SQL expression of the spec does not analyse.
+    """
+    days = check_dates(dates, settings, today)
+    ranges: dict[str, tuple[date, date]] = {}
+    required: dict[str, list[str]] = {}
+    for name, src in spec.sources.items():
+        if src.kind == "events":
+            spans = [source_days(src, asof_time(d), spec.max_window_us(name)) for d in days]
+            ranges[name] = (min(s[0] for s in spans), max(s[1] for s in spans))
+            required[name] = sorted({s[1].isoformat() for s in spans})
+    frames = load_sources(spark, spec, ranges, required)
+    points = spark.createDataFrame([(d.isoformat(),) for d in days], f"{PARTITION} string").withColumn(
+        ASOF, F.date_add(F.to_date(F.col(PARTITION)), 1).cast("timestamp"))
+    features = compute_features(spec, frames, points, [PARTITION], by_key=False)
+    table = feature_table(settings, spec)
+    ensure_table(spark, table, feature_table_columns(spec), [ColumnDef(PARTITION, "string", "as-of date YYYY-MM-DD")],
+                 comment=f"feature set {spec.name} ({spec.path.name}); one row per entity per as-of date")
+    log.info("building feature set %s for %d as-of date(s) %s..%s into %s", spec.name, len(days), days[0], days[-1], table)
+    insert_partitions(features, table)
+    iso = [d.isoformat() for d in days]
+    written = spark.table(table).where(F.col(PARTITION).isin(iso)).groupBy(PARTITION).count().collect()
+    rows = {d: 0 for d in iso} | {r[0]: r[1] for r in written}
+    stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
+    log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
+    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)])

@@ -1,0 +1,224 @@
+"""Hive table I/O: partitioned tables with column comments, insert by column name, partition and schema checks.
+
+Every writer in sparkml-ops goes through :func:`insert_partitions`, which selects the
+table's columns *by name* (``insertInto`` matches by position) and overwrites only the
+partitions present in the data (dynamic partition overwrite), so a rerun of one date
+replaces that date and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sparkml_ops.errors import DataValidationError, NotFoundError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Spark simple type strings we accept in declared schemas, with their Hive DDL spelling.
+_TYPE_ALIASES = {
+    "string": "string", "str": "string", "varchar": "string",
+    "int": "int", "integer": "int", "bigint": "bigint", "long": "bigint",
+    "smallint": "smallint", "short": "smallint", "tinyint": "tinyint", "byte": "tinyint",
+    "double": "double", "float": "float", "boolean": "boolean", "bool": "boolean",
+    "date": "date", "timestamp": "timestamp", "binary": "binary",
+}
+_DECIMAL = re.compile(r"^decimal\(\s*\d+\s*,\s*\d+\s*\)$")
+NUMERIC_TYPES = frozenset({"tinyint", "smallint", "int", "bigint", "float", "double"})
+
+
+def normalize_type(type_string: str) -> str:
+    """Canonical Spark simple type string (``long`` -> ``bigint``); raises ``ValueError`` if unknown."""
+    text = str(type_string).strip().lower()
+    if _DECIMAL.match(text):
+        return re.sub(r"\s+", "", text)
+    if text not in _TYPE_ALIASES:
+        raise ValueError(f"unknown column type {type_string!r}; use one of {', '.join(sorted(set(_TYPE_ALIASES.values())))} or decimal(p,s)")
+    return _TYPE_ALIASES[text]
+
+
+def is_numeric(type_string: str) -> bool:
+    """Whether the (normalized) type supports sum/mean/min/max/stddev."""
+    return type_string in NUMERIC_TYPES or type_string.startswith("decimal(")
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    """One column of a managed table: name, Spark simple type string, comment."""
+
+    name: str
+    type: str
+    comment: str = ""
+
+
+def check_identifier(name: str, what: str = "name") -> str:
+    """Return ``name`` if it is a Hive identifier, else raise ``ValueError``."""
+    if not _IDENT.match(name or ""):
+        raise ValueError(f"{what} {name!r} is not a Hive identifier (letters, digits, _; not starting with a digit)")
+    return name
+
+
+def qualified(database: str, table: str) -> str:
+    """``database.table`` after checking both parts are identifiers."""
+    return f"{check_identifier(database, 'database')}.{check_identifier(table, 'table')}"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def table_exists(spark: "SparkSession", table: str) -> bool:
+    """Whether ``db.table`` exists in the metastore."""
+    return spark.catalog.tableExists(table)
+
+
+def ensure_table(
+    spark: "SparkSession",
+    table: str,
+    columns: Sequence[ColumnDef],
+    partition_by: Sequence[ColumnDef] = (),
+    comment: str = "",
+) -> bool:
+    """Create a Parquet Hive table with column comments if it does not exist.
+
+    An existing table is checked against the definition, so a writer never appends rows
+    whose columns mean something else.
+
+    Returns:
+        True if the table was created, False if it already existed with this schema.
+
+    Raises:
+        DataValidationError: the existing table's columns or partition columns differ.
+    """
+    database = table.split(".")[0]
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{check_identifier(database, 'database')}`")
+    if table_exists(spark, table):
+        expected = {c.name: normalize_type(c.type) for c in [*columns, *partition_by]}
+        check_schema(table_schema(spark, table), expected, where=f"existing table {table}", exact=True)
+        actual_parts = partition_columns(spark, table)
+        wanted_parts = [c.name for c in partition_by]
+        if actual_parts != wanted_parts:
+            raise DataValidationError(
+                f"existing table {table} is partitioned by {actual_parts or 'nothing'}, expected {wanted_parts or 'nothing'}.",
+                hint=f"Drop or rename it (DROP TABLE {table}) if it was created by something else.",
+            )
+        return False
+    cols = ",\n  ".join(f"`{c.name}` {normalize_type(c.type)} COMMENT '{_quote(c.comment)}'" for c in columns)
+    parts = ", ".join(f"`{c.name}` {normalize_type(c.type)} COMMENT '{_quote(c.comment)}'" for c in partition_by)
+    ddl = f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols}\n)"
+    if comment:
+        ddl += f"\nCOMMENT '{_quote(comment)}'"
+    if parts:
+        ddl += f"\nPARTITIONED BY ({parts})"
+    spark.sql(ddl + "\nSTORED AS PARQUET")
+    return True
+
+
+def table_schema(spark: "SparkSession", table: str) -> dict[str, str]:
+    """Column name -> Spark simple type string of a table, partition columns included, in table order.
+
+    Raises:
+        NotFoundError: the table does not exist.
+    """
+    if not table_exists(spark, table):
+        raise NotFoundError(f"table {table} does not exist.", hint=f"List tables with: sparkml-ops sql 'SHOW TABLES IN {table.split('.')[0]}'")
+    return {f.name: f.dataType.simpleString() for f in spark.table(table).schema.fields}
+
+
+def partition_columns(spark: "SparkSession", table: str) -> list[str]:
+    """The partition column names of a table, in order."""
+    return [c.name for c in spark.catalog.listColumns(table) if c.isPartition]
+
+
+def check_schema(actual: Mapping[str, str], expected: Mapping[str, str], where: str, exact: bool = False) -> None:
+    """Check that ``actual`` has every expected column with the expected type.
+
+    Args:
+        actual: column -> type string present.
+        expected: column -> type string required (normalized by :func:`normalize_type`).
+        where: what is being checked, for the message (e.g. ``source table ml_raw.tx``).
+        exact: also refuse columns that are not expected.
+
+    Raises:
+        DataValidationError: naming the missing columns, the present ones, and type changes.
+    """
+    have = {k.lower(): v for k, v in actual.items()}
+    missing = [c for c in expected if c.lower() not in have]
+    changed = [
+        f"{c} is {have[c.lower()]}, expected {normalize_type(t)}"
+        for c, t in expected.items()
+        if c.lower() in have and have[c.lower()] != normalize_type(t)
+    ]
+    extra = [c for c in actual if exact and c.lower() not in {e.lower() for e in expected}]
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if changed:
+        problems.append("type changed: " + "; ".join(changed))
+    if extra:
+        problems.append(f"unexpected column(s) {', '.join(extra)}")
+    if problems:
+        raise DataValidationError(
+            f"{where}: schema drift: {'; '.join(problems)}. Present columns: "
+            + ", ".join(f"{k} {v}" for k, v in actual.items()) + ".",
+            hint="Fix the upstream table or update the declared schema.",
+        )
+
+
+def list_partitions(spark: "SparkSession", table: str) -> list[dict[str, str]]:
+    """All partitions of a table as ``{column: value}`` dicts, sorted (metastore only, no data scan).
+
+    Raises:
+        NotFoundError: the table does not exist.
+    """
+    if not table_exists(spark, table):
+        raise NotFoundError(f"table {table} does not exist.")
+    out = []
+    for row in spark.sql(f"SHOW PARTITIONS {table}").collect():
+        spec = dict(part.split("=", 1) for part in row[0].split("/"))
+        out.append(spec)
+    return sorted(out, key=lambda d: tuple(d.values()))
+
+
+def partition_values(spark: "SparkSession", table: str, column: str) -> list[str]:
+    """Sorted distinct values of one partition column (metastore only)."""
+    return sorted({p[column] for p in list_partitions(spark, table) if column in p})
+
+
+def partition_exists(spark: "SparkSession", table: str, spec: Mapping[str, str]) -> bool:
+    """Whether the partition ``spec`` (e.g. ``{"ds": "2026-01-31"}``) exists."""
+    want = {k: str(v) for k, v in spec.items()}
+    return any(all(p.get(k) == v for k, v in want.items()) for p in list_partitions(spark, table))
+
+
+def missing_partitions(spark: "SparkSession", table: str, column: str, values: Iterable[str]) -> list[str]:
+    """The values among ``values`` that have no partition ``column=value`` in ``table``."""
+    present = set(partition_values(spark, table, column))
+    return [v for v in values if v not in present]
+
+
+def insert_partitions(df: "DataFrame", table: str) -> None:
+    """Overwrite exactly the partitions present in ``df`` (other partitions stay untouched).
+
+    Columns are matched by name and type before the insert; ``insertInto`` itself matches
+    by position, so the frame is reordered to the table's column order here.
+
+    Raises:
+        NotFoundError: the table does not exist.
+        DataValidationError: ``df`` lacks a column of the table or has it with another type.
+    """
+    spark = df.sparkSession
+    expected = table_schema(spark, table)
+    actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    check_schema(actual, expected, where=f"data for {table}")
+    previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
+    # Static mode would truncate every partition of the table, not just the ones written.
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    try:
+        df.select(*expected.keys()).write.insertInto(table, overwrite=True)
+    finally:
+        spark.conf.set("spark.sql.sources.partitionOverwriteMode", previous)
