@@ -89,6 +89,9 @@ class RegistrySettings(_Frozen):
     auth: RegistryAuth = RegistryAuth()
     timeout_s: float = Field(default=60.0, gt=0)
     staging_max_age_hours: float = Field(default=24.0, gt=0)
+    # hdfs://namenode:8020 of the NameNode behind registry.uri, for Spark's own ML readers/writers
+    # (flavor 'sparkml'); unset: such models are copied through a local temporary directory.
+    hdfs_uri: str | None = Field(default=None, pattern=r"^(hdfs|viewfs)://[^/]+$")
 
     @field_validator("uri")
     @classmethod

@@ -119,8 +119,8 @@ class Storage(ABC):
         """Delete ``path``; False when it did not exist."""
 
     @abstractmethod
-    def spark_uri(self, path: str) -> str:
-        """A URI for ``path`` that Spark's Hadoop filesystem layer can read and write."""
+    def spark_uri(self, path: str) -> str | None:
+        """A URI for ``path`` that Spark's Hadoop filesystem layer can read and write, or None if there is none."""
 
     def walk_files(self, path: str) -> list[tuple[str, int]]:
         """All files under the directory ``path``: (path relative to ``path``, size), sorted."""
@@ -320,11 +320,12 @@ class LocalStorage(Storage):
 class HdfsStorage(Storage):
     """A directory on HDFS, reached through WebHDFS or HttpFS with the ``hdfs`` package."""
 
-    def __init__(self, client, root: str, uri: str, spark_base: str) -> None:
+    def __init__(self, client, root: str, uri: str, hdfs_uri: str | None = None) -> None:
         self.client = client
         self.root = root.rstrip("/") or "/"
         self.uri = uri
-        self._spark_base = spark_base
+        # Spark's bundled Hadoop client cannot speak WebHDFS, so Spark gets the RPC address if configured.
+        self._hdfs_uri = hdfs_uri
 
     @classmethod
     def from_settings(cls, registry: RegistrySettings) -> HdfsStorage:
@@ -351,7 +352,7 @@ class HdfsStorage(Storage):
             client = InsecureClient(url, user=auth.user, timeout=registry.timeout_s)
         root = unquote(parts.path).rstrip("/") or "/"
         shown = f"{parts.scheme}://{parts.hostname}:{port}{root}"
-        return cls(client, root, shown, f"{parts.scheme}://{parts.hostname}:{port}")
+        return cls(client, root, shown, registry.hdfs_uri)
 
     def _abs(self, path: str, *, root_ok: bool = False) -> str:
         """Absolute HDFS path; only listing/stat/mkdir may name the root itself (``""``)."""
@@ -450,8 +451,8 @@ class HdfsStorage(Storage):
         with self._errors("delete", path):
             return bool(self.client.delete(self._abs(path), recursive=recursive))
 
-    def spark_uri(self, path: str) -> str:
-        return self._spark_base + self._abs(path, root_ok=True)
+    def spark_uri(self, path: str) -> str | None:
+        return self._hdfs_uri + self._abs(path, root_ok=True) if self._hdfs_uri else None
 
 
 def _short(exc: BaseException) -> str:
@@ -460,6 +461,15 @@ def _short(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- local files given by the user
+
+
+@contextlib.contextmanager
+def local_scratch() -> Iterator[LocalStorage]:
+    """A private temporary directory on local disk (removed afterwards), as a :class:`LocalStorage`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sparkml-ops-") as tmp:
+        yield LocalStorage(Path(tmp))
 
 
 @contextlib.contextmanager

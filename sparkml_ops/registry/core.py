@@ -33,7 +33,7 @@ from sparkml_ops.errors import (
     RefusedError,
     UsageError,
 )
-from sparkml_ops.io.storage import Storage, join, open_storage
+from sparkml_ops.io.storage import Storage, join, local_scratch, open_storage
 from sparkml_ops.registry import manifest as mf
 from sparkml_ops.registry.flavors import BytesFlavor, DirectoryFlavor, Flavor, get_flavor
 from sparkml_ops.registry.manifest import Provenance, Signature
@@ -179,7 +179,14 @@ class ModelRegistry:
         if isinstance(fl, BytesFlavor):
             return [self._stage_bytes(staging, f"{mf.MODEL_DIR}/{fl.file_name}", fl.dumps(model))]
         assert isinstance(fl, DirectoryFlavor)
-        fl.save_to(model, self.storage.spark_uri(join(staging, mf.MODEL_DIR)))
+        uri = self.storage.spark_uri(join(staging, mf.MODEL_DIR))
+        if uri is not None:
+            fl.save_to(model, uri)
+        else:  # the storage is not reachable by Spark: write locally, then upload through the interface
+            with local_scratch() as scratch:
+                fl.save_to(model, scratch.spark_uri(mf.MODEL_DIR))
+                for rel, _ in scratch.walk_files(mf.MODEL_DIR):
+                    self.storage.write(join(staging, mf.MODEL_DIR, rel), scratch.read_chunks(join(mf.MODEL_DIR, rel)))
         # The library wrote the files itself: hash them as stored.
         return [self._hash_file(join(staging, mf.MODEL_DIR), rel, f"{mf.MODEL_DIR}/{rel}")
                 for rel, _ in self.storage.walk_files(join(staging, mf.MODEL_DIR))]
@@ -414,10 +421,32 @@ class ModelRegistry:
         if isinstance(fl, BytesFlavor):
             _, data = self.verified_model_bytes(mv)
             return LoadedModel(mv, fl.loads(data))
-        # Directory flavors are read by their own library from the registry itself (on a cluster,
-        # from the executors), so the tree is hashed in place just before; versions are immutable.
-        self.verify(mv)
-        return LoadedModel(mv, fl.load_from(self.storage.spark_uri(join(mv.name, str(mv.version), mf.MODEL_DIR))))
+        uri = self.storage.spark_uri(join(mv.name, str(mv.version), mf.MODEL_DIR))
+        if uri is not None:
+            # Read by their own library from the registry itself (on a cluster, by the executors), so
+            # the tree is hashed in place just before; version directories are immutable.
+            self.verify(mv)
+            return LoadedModel(mv, fl.load_from(uri))
+        self._check_listing(mv)
+        with local_scratch() as scratch:
+            # Hash while copying to a private local directory; the library reads only verified copies.
+            for entry in mv.manifest["files"]:
+                self._verified_copy(mv, entry, scratch)
+            return LoadedModel(mv, fl.load_from(scratch.spark_uri(mf.MODEL_DIR)))
+
+    def _verified_copy(self, mv: ModelVersion, entry: dict, scratch: Storage) -> None:
+        digest = hashlib.sha256()
+
+        def hashed():
+            for chunk in self.storage.read_chunks(join(mv.name, str(mv.version), entry["path"])):
+                digest.update(chunk)
+                yield chunk
+
+        scratch.write(entry["path"], hashed())
+        if digest.hexdigest() != entry["sha256"]:
+            raise IntegrityError(
+                f"{mv.ref} in {self.uri} is damaged: file {entry['path']} has sha256 {digest.hexdigest()}, "
+                f"the manifest records {entry['sha256']}.", hint="Do not use this version.")
 
     # ------------------------------------------------------------------ aliases and lifecycle
 
