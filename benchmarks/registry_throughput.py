@@ -1,0 +1,170 @@
+"""Registry throughput versus a raw `hdfs` client, and alias-resolve + small-model load latency.
+
+Runs against the WebHDFS of the local test cluster (``scripts/cluster start``) by default, or any
+registry URI with ``--uri`` (``file:///tmp/x`` for the local-disk backend). Prints medians of
+``--runs`` runs side by side with ratios; target: registry >= 0.8x raw throughput.
+
+    .venv/bin/python benchmarks/registry_throughput.py [--size-mb 500] [--runs 3] [--uri URI]
+
+Two publish/load figures are shown:
+  * ``bytes`` flavor: the artifact is already serialised bytes, so the figure isolates what the
+    registry adds to the transfer (sha256 of every byte, staging, atomic rename, listing checks);
+  * ``pyfunc`` flavor: end to end, including cloudpickle serialisation of a model holding the payload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sparkml_ops.config import RegistrySettings  # noqa: E402
+from sparkml_ops.io.storage import HdfsStorage, open_storage  # noqa: E402
+from sparkml_ops.registry import ModelRegistry, Provenance  # noqa: E402
+from sparkml_ops.registry.flavors import BytesFlavor, register_flavor  # noqa: E402
+
+MB = 1024 * 1024
+
+
+class RawBytesFlavor(BytesFlavor):
+    """Benchmark-only flavor: the model *is* its serialised bytes."""
+
+    name = "bench-bytes"
+    file_name = "model.bin"
+
+    def check(self, model):
+        if not isinstance(model, bytes):
+            raise TypeError("bench-bytes stores bytes")
+
+    def dumps(self, model):
+        return model
+
+    def loads(self, data):
+        return data
+
+
+class Payload:
+    """A pyfunc model carrying a large array of weights."""
+
+    def __init__(self, weights: bytes) -> None:
+        self.weights = weights
+
+    def predict(self, df):
+        return df.iloc[:, 0] * 0
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_of(runs: int, fn) -> float:
+    return statistics.median(timed(fn) for _ in range(runs))
+
+
+def settings_for(args) -> RegistrySettings:
+    if args.uri:
+        auth = {"method": "simple", "user": args.user} if args.user else {}
+        return RegistrySettings(uri=args.uri, auth=auth)
+    facts = json.loads((REPO / ".state/cluster/cluster.json").read_text())
+    web = urlsplit(facts["webhdfs_url"])
+    return RegistrySettings(uri=f"webhdfs://{web.hostname}:{web.port}/benchmarks/registry-{uuid.uuid4().hex[:8]}",
+                            auth={"method": "simple", "user": facts["hdfs_user"]}, timeout_s=300)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small-runs", type=int, default=20)
+    parser.add_argument("--uri", help="registry URI (default: a fresh directory on the test cluster's WebHDFS)")
+    parser.add_argument("--user", help="HDFS user for --uri webhdfs://")
+    args = parser.parse_args()
+
+    settings = settings_for(args)
+    storage = open_storage(settings)
+    reg = ModelRegistry(storage)
+    register_flavor(RawBytesFlavor(), replace=True)
+    prov = Provenance(user="bench", host=os.uname().nodename)
+    data = os.urandom(MB) * args.size_mb  # incompressible enough for HDFS, cheap to build
+    size = len(data)
+    print(f"registry {reg.uri}; artifact {size / MB:.0f} MB; median of {args.runs} runs", flush=True)
+
+    # Raw baseline: the same bytes through the same backend without the registry.
+    storage.makedirs("raw")
+    if isinstance(storage, HdfsStorage):
+        client, raw_path = storage.client, storage.root + "/raw/blob.bin"
+
+        def raw_up():
+            client.write(raw_path, data=data, overwrite=True)
+
+        def raw_down():
+            with client.read(raw_path) as reader:
+                assert len(reader.read()) == size
+        raw_name = "raw hdfs client (InsecureClient.write / read)"
+    else:
+        path = storage.root / "raw" / "blob.bin"
+
+        def raw_up():
+            with open(path, "wb") as fh:
+                fh.write(data)
+                os.fsync(fh.fileno())
+
+        def raw_down():
+            assert len(path.read_bytes()) == size
+        raw_name = "raw file write+fsync / read"
+
+    rows = []
+    t_raw_up, t_raw_down = median_of(args.runs, raw_up), median_of(args.runs, raw_down)
+    rows.append((f"upload: {raw_name}", t_raw_up, None))
+    rows.append((f"download: {raw_name}", t_raw_down, None))
+
+    versions: list[int] = []
+    t_pub = median_of(args.runs, lambda: versions.append(
+        reg.publish("big", data, flavor="bench-bytes", provenance=prov).version))
+    t_load = median_of(args.runs, lambda: reg.load(f"big:{versions[-1]}"))
+    rows.append(("publish: registry, bench-bytes flavor (sha256 + stage + rename)", t_pub, t_raw_up / t_pub))
+    rows.append(("load: registry, bench-bytes flavor (verify sha256 while reading)", t_load, t_raw_down / t_load))
+
+    model = Payload(data)
+    t_pub_py = median_of(args.runs, lambda: versions.append(
+        reg.publish("bigpy", model, flavor="pyfunc", provenance=prov).version))
+    t_load_py = median_of(args.runs, lambda: reg.load(f"bigpy:{versions[-1]}"))
+    rows.append(("publish: registry, pyfunc flavor (+ cloudpickle)", t_pub_py, t_raw_up / t_pub_py))
+    rows.append(("load: registry, pyfunc flavor (+ unpickle)", t_load_py, t_raw_down / t_load_py))
+
+    print(f"\n{'operation':<72} {'median s':>9} {'MB/s':>8} {'x raw':>6}")
+    for name, secs, ratio in rows:
+        print(f"{name:<72} {secs:>9.2f} {size / MB / secs:>8.0f} {'' if ratio is None else f'{ratio:.2f}':>6}")
+
+    from sklearn.linear_model import LogisticRegression
+
+    small = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    mv = reg.publish("small", small, flavor="sklearn", provenance=prov)
+    reg.set_alias("small", "champion", mv.version, provenance=prov)
+    t_resolve = median_of(args.small_runs, lambda: reg.resolve("small@champion"))
+    t_small = median_of(args.small_runs, lambda: reg.load("small@champion"))
+    print(f"\nsmall sklearn model ({mv.manifest['files'][1]['size']} bytes), median of {args.small_runs}:")
+    print(f"  resolve small@champion            {t_resolve * 1000:8.1f} ms")
+    print(f"  resolve + verify + load           {t_small * 1000:8.1f} ms")
+
+    storage.delete("big", recursive=True)
+    storage.delete("bigpy", recursive=True)
+    storage.delete("raw", recursive=True)
+    if not args.uri:
+        storage.client.delete(storage.root, recursive=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
