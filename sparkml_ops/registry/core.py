@@ -17,8 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +82,32 @@ class LoadedModel:
 
     version: ModelVersion
     model: Any
+
+
+class _PipelinedSha256:
+    """sha256 computed on a second thread, in order, while the caller keeps reading the network."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(maxsize=8)  # bounded: at most 8 chunks in flight
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+        self._result: str | None = None
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        """Finish (idempotent) and return the hex digest."""
+        if self._result is None:
+            self._queue.put(None)
+            self._thread.join()
+            self._result = self._digest.hexdigest()
+        return self._result
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
@@ -172,8 +201,11 @@ class ModelRegistry:
             log.warning("could not remove staging directory %s/%s; `sparkml-ops models gc` will", self.uri, staging)
 
     def _stage_bytes(self, staging: str, path: str, data: bytes) -> dict:
-        self.storage.write(join(staging, path), data)
-        return {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        # Hash on a second thread while the bytes travel (hashlib releases the GIL on large buffers).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+            self.storage.write(join(staging, path), data)
+            return {"path": path, "size": len(data), "sha256": digest.result()}
 
     def _stage_model(self, fl: Flavor, model: Any, staging: str) -> list[dict]:
         if isinstance(fl, BytesFlavor):
@@ -366,7 +398,7 @@ class ModelRegistry:
     def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytes:
         """Read one listed file while hashing it; bytes are returned only if size and sha256 match."""
         path = join(mv.name, str(mv.version), entry["path"])
-        digest, size, parts = hashlib.sha256(), 0, []
+        digest, size, parts = _PipelinedSha256(), 0, []
         try:
             for chunk in self.storage.read_chunks(path):
                 digest.update(chunk)
@@ -376,10 +408,12 @@ class ModelRegistry:
         except NotFoundError as exc:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: file {entry['path']} is missing.",
                                  hint="Do not use this version.") from exc
-        if size != entry["size"] or digest.hexdigest() != entry["sha256"]:
+        finally:
+            hexdigest = digest.hexdigest()
+        if size != entry["size"] or hexdigest != entry["sha256"]:
             raise IntegrityError(
                 f"{mv.ref} in {self.uri} is damaged: file {entry['path']} has size {size} and sha256 "
-                f"{digest.hexdigest()}, the manifest records size {entry['size']} and sha256 {entry['sha256']}.",
+                f"{hexdigest}, the manifest records size {entry['size']} and sha256 {entry['sha256']}.",
                 hint="Do not use this version.",
             )
         return b"".join(parts) if keep else b""
