@@ -137,7 +137,7 @@ def test_unknown_environment_lists_known_ones(conf):
     with pytest.raises(ConfigError) as err:
         load_settings("prd", conf, environ={})
     assert str(err.value) == (
-        f"unknown environment 'prd': {conf} defines dev, local, prod, test. "
+        f"unknown environment 'prd': {conf} defines cluster, dev, local, prod, test. "
         f"Pass --env with one of those, or create {conf / 'prd.yaml'}."
     )
 

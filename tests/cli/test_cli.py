@@ -55,7 +55,7 @@ def test_unknown_environment_exits_2_with_one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].endswith(
-        f"ERROR   sparkml_ops: unknown environment 'prd': {CONF_DIR} defines dev, local, prod, test. "
+        f"ERROR   sparkml_ops: unknown environment 'prd': {CONF_DIR} defines cluster, dev, local, prod, test. "
         f"Pass --env with one of those, or create {CONF_DIR / 'prd.yaml'}."
     )
 
