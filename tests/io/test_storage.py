@@ -119,3 +119,41 @@ def test_hdfs_permission_denied_is_a_clear_error(cluster, tmp_path):
     assert exc.value.exit_code == 2
     assert str(exc.value).startswith(f"{owner.uri}/locked/model.bin: permission denied (write): ")
     assert owner.list("locked") == []
+
+
+@pytest.fixture
+def fake_namenode_with_dead_datanode():
+    """MOCK (named as such): a stand-in NameNode that redirects data transfers to a DataNode port where
+    nothing listens. A dead DataNode behind a live NameNode cannot be produced on the shared test
+    cluster without breaking every other test using it."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _redirect(self):
+            self.send_response(307)
+            self.send_header("Location", "http://127.0.0.1:1/webhdfs/v1/data?op=CREATE")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_PUT = do_GET = _redirect
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_unreachable_datanode_is_a_remote_error(fake_namenode_with_dead_datanode):
+    port = fake_namenode_with_dead_datanode
+    storage = open_storage(RegistrySettings(uri=f"webhdfs://127.0.0.1:{port}/registry", timeout_s=5))
+    with pytest.raises(RemoteError) as exc:
+        storage.write("fraud/1/model.bin", b"x")
+    assert str(exc.value).startswith(f"HDFS unreachable while trying to write webhdfs://127.0.0.1:{port}/registry/"
+                                     "fraud/1/model.bin: ConnectionError: ")
+    with pytest.raises(RemoteError, match="HDFS unreachable while trying to read"):
+        storage.read_bytes("fraud/1/model.bin")

@@ -126,3 +126,11 @@ def test_export_to_stdout_piped_into_import_from_stdin(published, reg_settings, 
     data = json.loads(imported.stdout)
     assert data["ref"] == "fraud:1"
     assert data["imported_from"]["registry"] == published.uri and data["imported_from"]["version"] == 2
+
+
+def test_unreachable_namenode_exits_6(capsys):
+    code = main(["--conf-dir", str(CONF_DIR), "--set", "registry.uri=webhdfs://127.0.0.1:1/registry",
+                 "--set", "registry.timeout_s=5", "models", "list"], environ={})
+    assert code == 6
+    err = capsys.readouterr().err
+    assert "ERROR   sparkml_ops: HDFS unreachable while trying to list webhdfs://127.0.0.1:1/registry: " in err
