@@ -102,6 +102,22 @@ class Storage(ABC):
         """The whole file (for small files: manifests, aliases)."""
         return b"".join(self.read_chunks(path))
 
+    def read_into(self, path: str, buffer: memoryview) -> Iterator[memoryview]:
+        """Fill ``buffer`` from the file, yielding each filled slice as it arrives (to hash on the fly).
+
+        Stops when the file ends or the buffer is full; the caller compares the byte count with what
+        it expected and :meth:`read_chunks`' tail. Backends override this to skip intermediate copies.
+        """
+        offset = 0
+        for chunk in self.read_chunks(path):
+            take = min(len(chunk), len(buffer) - offset)
+            buffer[offset:offset + take] = chunk[:take]
+            yield buffer[offset:offset + take]
+            offset += take
+            if take < len(chunk):
+                yield memoryview(chunk)[take:]  # more bytes than expected: let the caller see them
+                return
+
     @abstractmethod
     def rename_noreplace(self, src: str, dst: str) -> None:
         """Atomically rename ``src`` to ``dst``; the parent of ``dst`` must exist.
@@ -422,6 +438,26 @@ class HdfsStorage(Storage):
             ctx = self.client.read(self._abs(path), chunk_size=chunk_size)
             chunks = ctx.__enter__()
         return self._iter(ctx, chunks, path)
+
+    def read_into(self, path: str, buffer: memoryview) -> Iterator[memoryview]:
+        # Straight from the socket into the caller's buffer: no per-chunk bytes objects, no join.
+        with self._errors("read", path):
+            ctx = self.client.read(self._abs(path))
+            raw = ctx.__enter__()
+        try:
+            with self._errors("read", path):
+                offset = 0
+                while offset < len(buffer):
+                    n = raw.readinto(buffer[offset:offset + CHUNK])
+                    if not n:
+                        return
+                    yield buffer[offset:offset + n]
+                    offset += n
+                tail = raw.read(1)
+                if tail:
+                    yield memoryview(tail)
+        finally:
+            ctx.__exit__(None, None, None)
 
     def _iter(self, ctx, chunks: Iterator[bytes], path: str) -> Iterator[bytes]:
         try:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -82,32 +80,6 @@ class LoadedModel:
 
     version: ModelVersion
     model: Any
-
-
-class _PipelinedSha256:
-    """sha256 computed on a second thread, in order, while the caller keeps reading the network."""
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self._queue: queue.Queue = queue.Queue(maxsize=8)  # bounded: at most 8 chunks in flight
-        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
-        self._thread.start()
-        self._result: str | None = None
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._digest.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    def hexdigest(self) -> str:
-        """Finish (idempotent) and return the hex digest."""
-        if self._result is None:
-            self._queue.put(None)
-            self._thread.join()
-            self._result = self._digest.hexdigest()
-        return self._result
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
@@ -395,28 +367,33 @@ class ModelRegistry:
             ]))
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: {what}.", hint="Do not use this version.")
 
-    def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytes:
+    def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytearray | None:
         """Read one listed file while hashing it; bytes are returned only if size and sha256 match."""
         path = join(mv.name, str(mv.version), entry["path"])
-        digest, size, parts = _PipelinedSha256(), 0, []
+        digest, size = hashlib.sha256(), 0
+        buffer = bytearray(entry["size"]) if keep else None
         try:
-            for chunk in self.storage.read_chunks(path):
-                digest.update(chunk)
-                size += len(chunk)
-                if keep:
-                    parts.append(chunk)
+            if buffer is not None:
+                for piece in self.storage.read_into(path, memoryview(buffer)):
+                    digest.update(piece)
+                    size += len(piece)
+            else:
+                for chunk in self.storage.read_chunks(path):
+                    digest.update(chunk)
+                    size += len(chunk)
         except NotFoundError as exc:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: file {entry['path']} is missing.",
                                  hint="Do not use this version.") from exc
-        finally:
-            hexdigest = digest.hexdigest()
+        hexdigest = digest.hexdigest()
+        if buffer is not None and size > entry["size"]:  # read_into stops one byte past the expected end
+            size = getattr(self.storage.status(path), "size", size)
         if size != entry["size"] or hexdigest != entry["sha256"]:
             raise IntegrityError(
                 f"{mv.ref} in {self.uri} is damaged: file {entry['path']} has size {size} and sha256 "
                 f"{hexdigest}, the manifest records size {entry['size']} and sha256 {entry['sha256']}.",
                 hint="Do not use this version.",
             )
-        return b"".join(parts) if keep else b""
+        return buffer
 
     def verified_model_bytes(self, ref: str | ModelRef | ModelVersion) -> tuple[str, bytes]:
         """(flavor name, verified serialised bytes) of a single-file flavor, for broadcasting to workers.
@@ -427,21 +404,25 @@ class ModelRegistry:
             UsageError: the version's flavor is stored as a directory (e.g. ``sparkml``).
             IntegrityError: see :meth:`verify`.
         """
+        name, payload = self._verified_payload(ref)
+        return name, bytes(payload)
+
+    def _verified_payload(self, ref: str | ModelRef | ModelVersion) -> tuple[str, bytearray]:
         mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
         fl = get_flavor(mv.flavor)
         if not isinstance(fl, BytesFlavor):
             raise UsageError(f"{mv.ref} has flavor {fl.name!r}, which is a directory, not serialised bytes; "
                              f"use load() instead.")
-        self._check_listing(mv)
         model_path = f"{mf.MODEL_DIR}/{fl.file_name}"
-        data = b""
-        for entry in mv.manifest["files"]:
-            blob = self._verified_bytes(mv, entry, keep=entry["path"] == model_path)
-            if entry["path"] == model_path:
-                data = blob
         if model_path not in {f["path"] for f in mv.manifest["files"]}:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: its manifest lists no {model_path}.")
-        return fl.name, data
+        self._check_listing(mv)
+        payload = bytearray()
+        for entry in mv.manifest["files"]:
+            blob = self._verified_bytes(mv, entry, keep=entry["path"] == model_path)
+            if blob is not None:
+                payload = blob
+        return fl.name, payload
 
     def load(self, ref: str | ModelRef | ModelVersion) -> LoadedModel:
         """Verify every file of a version, then deserialise it with its flavor.
@@ -453,8 +434,8 @@ class ModelRegistry:
         mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
         fl = get_flavor(mv.flavor)
         if isinstance(fl, BytesFlavor):
-            _, data = self.verified_model_bytes(mv)
-            return LoadedModel(mv, fl.loads(data))
+            _, payload = self._verified_payload(mv)  # a bytearray: no extra copy of a large artifact
+            return LoadedModel(mv, fl.loads(payload))
         uri = self.storage.spark_uri(join(mv.name, str(mv.version), mf.MODEL_DIR))
         if uri is not None:
             # Read by their own library from the registry itself (on a cluster, by the executors), so

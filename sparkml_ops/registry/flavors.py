@@ -48,8 +48,8 @@ class BytesFlavor(Flavor):
         """Serialise the model."""
 
     @abstractmethod
-    def loads(self, data: bytes) -> Any:
-        """Deserialise bytes whose checksum has been verified."""
+    def loads(self, data: bytes | bytearray) -> Any:
+        """Deserialise verified bytes (``bytes`` or, from :meth:`ModelRegistry.load`, a ``bytearray``)."""
 
 
 class DirectoryFlavor(Flavor):
