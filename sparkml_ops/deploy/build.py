@@ -60,7 +60,7 @@ def _git(project: Path, *args: str) -> str:
         raise EnvironmentCheckError("git is not installed: a build is identified by its git commit.") from exc
     except subprocess.CalledProcessError as exc:
         raise EnvironmentCheckError(f"{project}: git {' '.join(args)} failed: {exc.stderr.strip()}") from exc
-    return out.stdout.strip()
+    return out.stdout.rstrip("\n")  # keep leading spaces: porcelain status columns
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:

@@ -142,10 +142,17 @@ def deploy_build(
 
         def prepare(conn: RemoteHost) -> str:
             try:
+                t0 = time.monotonic()
                 if not release.is_installed(conn, layout, build.build_id):
                     sent[conn.name] = release.upload_and_verify(conn, layout, build)
+                    t1 = time.monotonic()
                     release.install(conn, layout, build, settings.deploy.python)
-                return release.smoke_test(conn, layout, build.build_id, settings.deploy, master)
+                    log.info("%s: uploaded %.1f MB in %.1fs, verified and installed in %.1fs", conn.name,
+                             sent[conn.name] / 1e6, t1 - t0, time.monotonic() - t1)
+                t2 = time.monotonic()
+                line = release.smoke_test(conn, layout, build.build_id, settings.deploy, master)
+                log.info("%s: smoke test %.1fs: %s", conn.name, time.monotonic() - t2, line)
+                return line
             except SparkMLOpsError as exc:
                 _try_audit(conn, layout, _record(settings, conn.name, action, build.build_id, user, result="failed",
                                                  error=exc.message[:500], change_id=change_id, reason=reason))
@@ -171,7 +178,9 @@ def deploy_build(
             pruned = release.prune(conn, layout, settings.deploy.keep_releases, {build.build_id, previous or ""})
             return f"current={build.build_id} previous={previous or '-'}" + (f" pruned={','.join(pruned)}" if pruned else "")
 
-        report.outcomes = for_each_host(conns, activate, lambda c: c.name, settings.deploy.parallel)
+        took = {o.host: o.seconds for o in prepared}
+        report.outcomes = [HostOutcome(o.host, o.value, o.error, o.seconds + took.get(o.host, 0.0))
+                           for o in for_each_host(conns, activate, lambda c: c.name, settings.deploy.parallel)]
         _audit_hdfs(settings, conns[0], records)
         _fail(report.outcomes, f"switching {settings.env} to {build.build_id}")
     finally:
@@ -325,7 +334,9 @@ def remote_cli(settings: Settings) -> str:
     """The ``sparkml-ops`` command of the current release on an edge node, with this environment's config."""
     layout = Layout.of(settings.deploy)
     conf = settings.deploy.remote_conf_dir or str(layout.current / "conf")
-    return quote([layout.current / "venv" / "bin" / "sparkml-ops", "--conf-dir", conf, "--env", settings.env])
+    # The deployer's registry URI for this environment is the truth; pass it so both sides agree.
+    return quote([layout.current / "venv" / "bin" / "sparkml-ops", "--conf-dir", conf, "--env", settings.env,
+                  "--set", f"registry.uri={settings.registry.uri}"])
 
 
 def status(settings: Settings, *, models: bool = True) -> list[HostStatus]:
