@@ -32,6 +32,7 @@ from sparkml_ops.errors import (
     NotFoundError,
     PathExistsError,
     RefusedError,
+    SparkMLOpsError,
     UsageError,
 )
 from sparkml_ops.io.storage import Storage, join, local_scratch, open_storage
@@ -224,7 +225,10 @@ class ModelRegistry:
             except PathExistsError:
                 continue  # another publisher claimed this number first: take the next one
             mv = ModelVersion(name, version, manifest)
-            self._record(name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
+            try:
+                self._record(name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
+            except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
+                log.warning("%s published, but its history entry could not be written: %s", mv.ref, exc)
             log.info("published %s to %s", mv.ref, self.uri, extra={"model": name, "version": version})
             return mv
         raise ConflictError(
