@@ -20,7 +20,11 @@ def backend(request) -> str:
 def reg_settings(backend, tmp_path, request):
     """RegistrySettings of a fresh empty registry on the current backend."""
     cluster = request.getfixturevalue("cluster") if backend == "hdfs" else None
-    return registry_settings(backend, tmp_path, cluster)
+    settings = registry_settings(backend, tmp_path, cluster)
+    yield settings
+    if backend == "hdfs":  # tmp_path cleans up after local registries; HDFS needs it done
+        storage = open_storage(settings)
+        storage.client.delete(storage.root, recursive=True)
 
 
 @pytest.fixture
