@@ -15,7 +15,10 @@ from tests.registry.backends import registry_settings
 def storage(request, tmp_path):
     """A fresh empty storage root on each backend."""
     cluster = request.getfixturevalue("cluster") if request.param == "hdfs" else None
-    return open_storage(registry_settings(request.param, tmp_path, cluster))
+    storage = open_storage(registry_settings(request.param, tmp_path, cluster))
+    yield storage
+    if request.param == "hdfs":
+        storage.client.delete(storage.root, recursive=True)
 
 
 def test_write_read_list_status_delete(storage):
