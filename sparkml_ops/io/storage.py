@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import posixpath
 import shutil
@@ -33,6 +34,9 @@ from sparkml_ops.errors import (
 )
 
 CHUNK = 4 * 1024 * 1024
+
+# The hdfs package logs every request at INFO; job logs want our one line per action, not those.
+logging.getLogger("hdfs").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
