@@ -8,6 +8,7 @@ from sparkml_ops import admin
 from sparkml_ops.quickstart import run_quickstart
 from sparkml_ops.cli._output import print_json, print_table
 from sparkml_ops.config import Settings
+from sparkml_ops.entrypoint import provenance_from_environment
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -89,7 +90,9 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _quickstart(args: argparse.Namespace, settings: Settings) -> int:
-    report = run_quickstart(settings)
+    report = run_quickstart(settings, provenance_from_environment())
+    print_table(["step", "result"], report.steps)
+    print(f"\nTop scores in the Hive view (model {report.model_ref}):\n")
     print_table(report.sample_columns, report.sample_rows)
     print()
     print_table(["what", "where"], report.locations)

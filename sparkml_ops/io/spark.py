@@ -36,6 +36,8 @@ _BASE_CONF = {
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.adaptive.enabled": "true",
+    # Progress bars garble scheduler logs; the jobs log their own progress.
+    "spark.ui.showConsoleProgress": "false",
     "spark.hadoop.hive.exec.dynamic.partition": "true",
     "spark.hadoop.hive.exec.dynamic.partition.mode": "nonstrict",
     # The scheduler, not YARN, decides about retries (README: exit codes).
