@@ -289,6 +289,22 @@ class LocalStorage(Storage):
             fh = target.open("rb")
         return self._iter(fh, chunk_size)
 
+    def read_into(self, path: str, buffer: memoryview) -> Iterator[memoryview]:
+        target = self._p(path)
+        with self._errors("read", path):
+            fh = target.open("rb", buffering=0)
+        with fh:
+            offset = 0
+            while offset < len(buffer):
+                n = fh.readinto(buffer[offset:offset + CHUNK])
+                if not n:
+                    return
+                yield buffer[offset:offset + n]
+                offset += n
+            tail = fh.read(1)
+            if tail:
+                yield memoryview(tail)
+
     @staticmethod
     def _iter(fh: BinaryIO, chunk_size: int) -> Iterator[bytes]:
         with fh:

@@ -160,3 +160,15 @@ def test_unreachable_datanode_is_a_remote_error(fake_namenode_with_dead_datanode
                                      "fraud/1/model.bin: ConnectionError: ")
     with pytest.raises(RemoteError, match="HDFS unreachable while trying to read"):
         storage.read_bytes("fraud/1/model.bin")
+
+
+@pytest.mark.parametrize("expected", [10, 6, 14])
+def test_read_into_fills_the_buffer_and_reveals_a_longer_file(storage, expected):
+    storage.write("blob", b"0123456789")
+    buf = bytearray(expected)
+    pieces = [bytes(p) for p in storage.read_into("blob", memoryview(buf))]
+    got = b"".join(pieces)
+    if expected >= 10:
+        assert got == b"0123456789" and bytes(buf[:10]) == b"0123456789"
+    else:  # one byte past the buffer tells the caller the file is longer than expected
+        assert got == b"0123456" and bytes(buf) == b"012345"
