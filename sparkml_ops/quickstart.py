@@ -50,16 +50,16 @@ def run_quickstart(settings: Settings, provenance: Provenance, today: date | Non
 
 
 def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance, today: date | None = None,
-              customers: int = 2_000, tx_per_day: int = 3_000) -> QuickstartReport:
+              customers: int = 2_000, tx_per_day: int = 3_000, history_days: int = HISTORY_DAYS) -> QuickstartReport:
     """The quickstart's stages on an existing session (the test suite runs them on its shared session)."""
     today = today or datetime.now(UTC).date()
-    first = today - timedelta(days=HISTORY_DAYS)
+    first = today - timedelta(days=history_days)
     last = today - timedelta(days=1)
     report = QuickstartReport()
     config = load_model_config(settings.conf_dir, MODEL)
     spec = load_feature_spec(config.feature_set, settings)
     ensure_databases(spark, settings.hive.databases)
-    demo = generate_demo_data(spark, settings, start=first, days=HISTORY_DAYS, customers=customers,
+    demo = generate_demo_data(spark, settings, start=first, days=history_days, customers=customers,
                               tx_per_day=tx_per_day, seed=42)
     report.steps.append(("demo data", f"{demo.transactions} transactions {demo.start}..{demo.end} in {demo.transactions_table}"))
     trained = run_training(spark, settings, config, first + timedelta(days=WARMUP_DAYS), last, provenance)
