@@ -221,6 +221,18 @@ class LocalStorage(Storage):
     def _p(self, path: str) -> Path:
         return self.root / safe_relpath(path)
 
+    def _open_inside(self, path: str, what: str) -> BinaryIO:
+        """Open a file for reading, refusing symlinks that lead outside the root."""
+        target = self._p(path)
+        with self._errors(what, path):
+            if target.is_dir():
+                raise NotFoundError(f"{self.uri}/{path}: is a directory, not a file.")
+            real, root = os.path.realpath(target), os.path.realpath(self.root)
+            if os.path.commonpath([real, root]) != root:
+                raise PermissionDeniedError(f"{self.uri}/{path}: is a link to {real}, outside the registry root; "
+                                            f"refusing to read it.")
+            return open(real, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+
     @contextlib.contextmanager
     def _errors(self, what: str, path: str) -> Iterator[None]:
         try:
@@ -282,18 +294,10 @@ class LocalStorage(Storage):
                 os.fsync(fh.fileno())
 
     def read_chunks(self, path: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
-        target = self._p(path)
-        with self._errors("read", path):
-            if target.is_dir():
-                raise NotFoundError(f"{self.uri}/{path}: is a directory, not a file.")
-            fh = target.open("rb")
-        return self._iter(fh, chunk_size)
+        return self._iter(self._open_inside(path, "read"), chunk_size)
 
     def read_into(self, path: str, buffer: memoryview) -> Iterator[memoryview]:
-        target = self._p(path)
-        with self._errors("read", path):
-            fh = target.open("rb", buffering=0)
-        with fh:
+        with self._open_inside(path, "read") as fh:
             offset = 0
             while offset < len(buffer):
                 n = fh.readinto(buffer[offset:offset + CHUNK])

@@ -172,3 +172,15 @@ def test_read_into_fills_the_buffer_and_reveals_a_longer_file(storage, expected)
         assert got == b"0123456789" and bytes(buf[:10]) == b"0123456789"
     else:  # one byte past the buffer tells the caller the file is longer than expected
         assert got == b"0123456" and bytes(buf) == b"012345"
+
+
+def test_local_symlinks_out_of_the_root_are_not_followed(tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not a model")
+    storage = LocalStorage(tmp_path / "registry")
+    storage.makedirs("fraud/1/model")
+    (tmp_path / "registry/fraud/1/model/model.pkl").symlink_to(secret)
+    with pytest.raises(PermissionDeniedError, match="outside the registry root; refusing to read it"):
+        storage.read_bytes("fraud/1/model/model.pkl")
+    with pytest.raises(PermissionDeniedError):
+        list(storage.read_into("fraud/1/model/model.pkl", memoryview(bytearray(11))))
