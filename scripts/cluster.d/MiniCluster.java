@@ -34,7 +34,7 @@ public final class MiniCluster {
     Configuration hdfsConf = new HdfsConfiguration();
     File dfsBase = new File(state, "dfs");
     // Reuse the name/data dirs of an earlier run, so HDFS content (and the Spark archive) survives restarts.
-    boolean format = !new File(dfsBase, "data/name1/current/VERSION").isFile();
+    boolean format = !new File(dfsBase, "name-0-1/current/VERSION").isFile();
     hdfsConf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, dfsBase.getPath());
     hdfsConf.setInt("dfs.replication", 1);
     hdfsConf.setBoolean("dfs.webhdfs.enabled", true);
