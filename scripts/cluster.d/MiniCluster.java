@@ -57,6 +57,11 @@ public final class MiniCluster {
         .build();
     dfs.waitActive();
     dfs.waitClusterUp();
+    long safeModeDeadline = System.currentTimeMillis() + 120_000;
+    while (dfs.getNameNode().isInSafeMode()) {
+      if (System.currentTimeMillis() > safeModeDeadline) throw new IllegalStateException("NameNode stayed in safe mode");
+      Thread.sleep(200);
+    }
     String defaultFs = "hdfs://" + host + ":" + a.get("nn-port");
     log("hdfs up at " + defaultFs + " (formatted: " + format + ")");
 
