@@ -495,7 +495,12 @@ class HdfsStorage(Storage):
             # WebHDFS RENAME with renameoptions is HDFS rename2: it fails when the target exists,
             # instead of the legacy rename that would move the source *into* an existing directory.
             # The hdfs package exposes only the legacy form, hence the raw endpoint.
-            self.client._rename(self._abs(src), destination=self._abs(dst), renameoptions="NONE")
+            res = self.client._rename(self._abs(src), destination=self._abs(dst), renameoptions="NONE")
+        if not res.content.strip():
+            return  # rename2 answers with an empty body: the NameNode honoured renameoptions
+        # A {"boolean": ...} body means a gateway (HttpFS) ran the legacy rename instead.
+        if not res.json().get("boolean"):
+            raise PathExistsError(f"{self.uri}/{dst}: already exists (rename).")
         nested = join(dst, src.rsplit("/", 1)[-1])
         if self.exists(nested):
             # A gateway that ignored renameoptions (legacy semantics) moved us into the winner: undo.

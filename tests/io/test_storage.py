@@ -184,3 +184,28 @@ def test_local_symlinks_out_of_the_root_are_not_followed(tmp_path):
         storage.read_bytes("fraud/1/model/model.pkl")
     with pytest.raises(PermissionDeniedError):
         list(storage.read_into("fraud/1/model/model.pkl", memoryview(bytearray(11))))
+
+
+@pytest.mark.cluster
+def test_legacy_rename_of_an_httpfs_gateway_is_detected_and_undone(cluster, tmp_path):
+    # Stand-in for HttpFS (named as such): the real NameNode, but renameoptions is dropped the way
+    # HttpFS drops it, so the legacy rename runs; there is no HttpFS server in the test cluster.
+    storage = open_storage(registry_settings("hdfs", tmp_path, cluster))
+    real_rename = storage.client._rename
+
+    def legacy_rename(path, **params):
+        params.pop("renameoptions", None)
+        return real_rename(path, **params)
+
+    storage.client._rename = legacy_rename
+    try:
+        storage.write("stage1/manifest.json", b"mine")
+        storage.write("model/1/manifest.json", b"winner")
+        with pytest.raises(PathExistsError):
+            storage.rename_noreplace("stage1", "model/1")
+        assert storage.walk_files("model/1") == [("manifest.json", 6)]  # the move into it was undone
+        assert storage.read_bytes("stage1/manifest.json") == b"mine"
+        storage.rename_noreplace("stage1", "model/2")
+        assert storage.read_bytes("model/2/manifest.json") == b"mine"
+    finally:
+        storage.client.delete(storage.root, recursive=True)
