@@ -85,7 +85,7 @@ def upload_and_verify(host: RemoteHost, layout: Layout, build: StoredBuild) -> i
     return sent
 
 
-def install(host: RemoteHost, layout: Layout, build: StoredBuild, python: str) -> None:
+def install(host: RemoteHost, layout: Layout, build: StoredBuild, deploy: DeploySettings) -> None:
     """Unpack into ``releases/<build>``, verify every file's sha256, create its venv offline.
 
     Raises:
@@ -106,10 +106,17 @@ def install(host: RemoteHost, layout: Layout, build: StoredBuild, python: str) -
         raise IntegrityError(f"{host.name}: files of build {build.build_id} fail their checksums: {'; '.join(bad)}.")
     # A release directory without .installed is a leftover of an interrupted install: replace it.
     host.run(f"set -e; rm -rf {quote([rel])}; mv -T {quote([tmp, rel])}")
+    spark_home = deploy.smoke_env.get("SPARK_HOME")
+    spark_home = quote([spark_home]) if spark_home else '"$SPARK_HOME"'
+    # Without pyspark in the wheelhouse the release's Python finds the edge node's Spark client through
+    # a .pth of its python/lib/*.zip (pyspark.zip, py4j), as spark-submit does for its drivers.
     host.run(
-        f"set -e; cd {quote([rel])}; {quote([python])} -m venv venv; "
+        f"set -e; cd {quote([rel])}; {quote([deploy.python])} -m venv venv; "
         f"venv/bin/python -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check "
-        f"wheelhouse/*.whl ./*.whl; touch .installed; rm -f {quote([tar])}"
+        f"wheelhouse/*.whl ./*.whl; "
+        f"site=$(venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'); "
+        f"(ls -1 {spark_home}/python/lib/*.zip 2>/dev/null || true) > \"$site/spark-client.pth\"; "
+        f"touch .installed; rm -f {quote([tar])}"
     )
 
 

@@ -146,7 +146,7 @@ def deploy_build(
                 if not release.is_installed(conn, layout, build.build_id):
                     sent[conn.name] = release.upload_and_verify(conn, layout, build)
                     t1 = time.monotonic()
-                    release.install(conn, layout, build, settings.deploy.python)
+                    release.install(conn, layout, build, settings.deploy)
                     log.info("%s: uploaded %.1f MB in %.1fs, verified and installed in %.1fs", conn.name,
                              sent[conn.name] / 1e6, t1 - t0, time.monotonic() - t1)
                 t2 = time.monotonic()

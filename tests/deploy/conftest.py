@@ -1,0 +1,103 @@
+"""Fixtures of the deploy tests: the real sshd hosts of scripts/sshd-hosts and two real builds.
+
+Each test session deploys into its own directory (``deploy.base_dir``) on every host and
+removes it at the end, so runs never see each other's releases or audit trails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = REPO / ".state" / "sshd-hosts"
+GEN_CONF = HOSTS / "conf"
+ALL_HOSTS = ("bastion", "dev1", "test1", "prod1", "prod2", "prod3", "prod4")
+
+
+@dataclass(frozen=True)
+class DeployRun:
+    """Where this test session's builds and releases live."""
+
+    builds: Path
+    run: str
+    registries: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return HOSTS / "mnt" / self.run
+
+    def host_dir(self, host: str) -> Path:
+        """The host's own view of ``deploy.base_dir``, seen from this (root) namespace."""
+        return HOSTS / "hosts" / host / "root" / self.run
+
+    def overrides(self, env: str, *extra: str) -> list[str]:
+        # ${env} is expanded by the config loader, so one --set serves both sides of a promotion.
+        return [f"deploy.base_dir={self.base_dir}", f"deploy.builds_dir={self.builds}",
+                f"registry.uri=file://{self.registries}/${{env}}", *extra]
+
+    def settings(self, env: str, *extra: str):
+        from sparkml_ops.config import load_settings
+
+        return load_settings(env, GEN_CONF, overrides=self.overrides(env, *extra), environ={})
+
+
+@pytest.fixture(scope="session")
+def sshd_hosts() -> Path:
+    """The sshd test hosts; started here when scripts/test did not (idempotent, needs root)."""
+    script = REPO / "scripts" / "sshd-hosts"
+    if subprocess.run([script, "status"], capture_output=True).returncode != 0:
+        proc = subprocess.run([script, "start"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail(f"scripts/sshd-hosts start failed: {proc.stderr}")
+    return HOSTS
+
+
+@pytest.fixture(scope="session")
+def deploy_run(sshd_hosts: Path, tmp_path_factory: pytest.TempPathFactory):
+    builds = tmp_path_factory.mktemp("builds")
+    # Wheels are immutable by name: share the download cache between sessions.
+    cache = REPO / ".state" / "builds" / ".wheel-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (builds / ".wheel-cache").symlink_to(cache)
+    run = DeployRun(builds, f"t-{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("registries"))
+    yield run
+    for host in ALL_HOSTS:
+        shutil.rmtree(run.host_dir(host), ignore_errors=True)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.invalid",
+                           *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean clone of the repository's HEAD (the shared working tree may hold others' edits)."""
+    dest = tmp_path_factory.mktemp("checkout") / "repo"
+    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(dest)], check=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def builds(deploy_run: DeployRun, checkout: Path) -> tuple[str, str]:
+    """Two real builds, A (HEAD) and B (one commit later), in the session's build store."""
+    from sparkml_ops.deploy.build import build
+
+    settings = deploy_run.settings("dev")
+    a = build(settings, checkout, deploy_run.builds, user="builder").build.build_id
+    _git(checkout, "commit", "-q", "--allow-empty", "-m", "second build")
+    b = build(settings, checkout, deploy_run.builds, user="builder").build.build_id
+    return a, b
+
+
+def fab(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the real ``fab`` from the repository root."""
+    return subprocess.run([str(REPO / ".venv" / "bin" / "fab"), *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ), timeout=600)
