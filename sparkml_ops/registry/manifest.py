@@ -83,6 +83,14 @@ class Signature:
         return out
 
     @classmethod
+    def from_spark(cls, inputs, outputs=None) -> Signature:
+        """Build from Spark ``StructType`` schemas (e.g. ``df.select(features).schema``)."""
+        def cols(schema):
+            return [(f.name, f.dataType.simpleString()) for f in (schema.fields if schema is not None else [])]
+
+        return cls(inputs=cols(inputs), outputs=cols(outputs))
+
+    @classmethod
     def from_dict(cls, data: dict) -> Signature:
         """Inverse of :meth:`to_dict`."""
         return cls(

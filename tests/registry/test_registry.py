@@ -241,3 +241,21 @@ def test_plugin_flavor_needs_no_core_change(registry, prov):
     mv = registry.publish("notes", "hello model", flavor="test-text", provenance=prov)
     assert [f["path"] for f in mv.manifest["files"]] == ["environment.json", "model/model.txt"]
     assert registry.load("notes:1").model == "hello model"
+
+
+def test_signature_from_spark_schemas_keeps_spark_and_pandas_types():
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    sig = Signature.from_spark(
+        StructType([StructField("amount", DoubleType()), StructField("country", StringType()),
+                    StructField("n_tx", LongType())]),
+        StructType([StructField("score", DoubleType())]),
+    )
+    assert sig.to_dict() == {
+        "inputs": [{"name": "amount", "type": "double", "pandas_dtype": "float64"},
+                   {"name": "country", "type": "string", "pandas_dtype": "object"},
+                   {"name": "n_tx", "type": "bigint", "pandas_dtype": "int64"}],
+        "outputs": [{"name": "score", "type": "double", "pandas_dtype": "float64"}],
+    }
+    assert Signature.from_dict(sig.to_dict()) == Signature(
+        inputs=[("amount", "double"), ("country", "string"), ("n_tx", "bigint")], outputs=[("score", "double")])
