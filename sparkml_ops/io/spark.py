@@ -45,6 +45,13 @@ _BASE_CONF = {
 }
 
 
+# Properties that only spark-submit (or the JVM launch) can apply.
+_SUBMIT_ONLY = frozenset({
+    "spark.master", "spark.submit.deployMode", "spark.driver.memory", "spark.driver.cores",
+    "spark.driver.extraJavaOptions", "spark.driver.extraClassPath", "spark.driver.extraLibraryPath",
+})
+
+
 @dataclass(frozen=True)
 class JavaInfo:
     """The Java runtime Spark will launch."""
@@ -150,6 +157,14 @@ def build_session(settings: Settings, app_name: str | None = None, extra_conf: M
     from pyspark.sql import SparkSession  # imported late: importing pyspark is slow and tests of config need none
 
     conf = {**session_conf(settings, app_name), **(extra_conf or {})}
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit (e.g. YARN cluster mode): the submit line decided the master and
+        # deploy mode and already started the driver JVM; overriding them from here would make the
+        # driver submit a second application, and JVM options can no longer take effect.
+        ignored = sorted(k for k in conf if k in _SUBMIT_ONLY)
+        for key in ignored:
+            conf.pop(key)
+        log.info("running under spark-submit; left to the submit line: %s", ", ".join(ignored) or "nothing")
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -169,7 +184,8 @@ def build_session(settings: Settings, app_name: str | None = None, extra_conf: M
     except Exception as exc:  # py4j/Analysis errors carry the JVM message only
         session.stop()
         raise _metastore_error(settings, exc) from exc
-    log.info("spark session ready: master=%s app=%s metastore=%s", conf["spark.master"], conf["spark.app.name"], settings.hive.metastore)
+    log.info("spark session ready: master=%s app=%s id=%s metastore=%s", session.sparkContext.master,
+             conf["spark.app.name"], session.sparkContext.applicationId, settings.hive.metastore)
     return session
 
 

@@ -1,0 +1,219 @@
+"""Batch scoring throughput, side by side in one run (issue 6's headline number).
+
+(a) reference: one process, pyarrow record batches -> predict_proba -> ParquetWriter
+(b) ours: ``run_scoring`` (Hive feature table in, Hive scores table out, registry model, local[2])
+(c) MLflow ``spark_udf`` (mlflow-skinny, env_manager="local") on the same model and data
+
+for LogisticRegression and HistGradientBoostingClassifier(max_iter=100), N rows x 20 float features.
+Also: peak RSS of the whole process tree (driver JVM + Python workers) while (b) runs, for two sizes.
+
+Usage:
+    .venv/bin/pip install 'mlflow-skinny>=2.10,<4'      # benchmark-only dependency
+    .venv/bin/python benchmarks/scoring_throughput.py --rows 5000000 --memory-rows 5000000 50000000
+
+Prints medians over --repeat runs and the ratios (b)/(a), (c)/(a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FEATURES = [f"f{i:02d}" for i in range(20)]
+DAY = date(2026, 1, 15)
+
+
+def tree_rss_bytes(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parts = fh.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(parts[1]), []).append(int(entry))
+            rss[int(entry)] = int(parts[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+class PeakSampler:
+    """Samples the process tree's RSS every 0.2 s; ``peak`` after ``stop``."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_table(spark, table: str, rows: int) -> None:
+    from pyspark.sql import functions as F
+
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+    cols = ", ".join(f"{c} DOUBLE" for c in FEATURES)
+    spark.sql(f"CREATE TABLE {table} (customer_id STRING, {cols}) PARTITIONED BY (as_of_date STRING) STORED AS PARQUET")
+    df = spark.range(rows, numPartitions=max(2, rows // 1_000_000)).select(
+        F.format_string("C%09d", F.col("id")).alias("customer_id"),
+        *[F.randn(seed=i).alias(c) for i, c in enumerate(FEATURES)],
+        F.lit(DAY.isoformat()).alias("as_of_date"),
+    )
+    df.write.insertInto(table, overwrite=True)
+
+
+def train_models(n: int = 100_000):
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, len(FEATURES)))
+    y = (X[:, 0] - 0.5 * X[:, 1] + 0.3 * X[:, 2] * X[:, 3] + rng.normal(scale=1.0, size=n) > 1.5).astype(int)
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=FEATURES)
+    return {
+        "logreg": LogisticRegression(max_iter=200).fit(frame, y),
+        "hgb": HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame, y),
+    }
+
+
+def reference_loop(model, files: list[str], out: Path, batch_size: int) -> float:
+    """(a): the fastest honest single-process baseline."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from threadpoolctl import threadpool_limits
+
+    start = time.perf_counter()
+    with threadpool_limits(1):
+        dataset = ds.dataset(files, format="parquet")
+        writer = None
+        for batch in dataset.to_batches(columns=["customer_id", *FEATURES], batch_size=batch_size):
+            scores = model.predict_proba(batch.select(FEATURES).to_pandas())[:, 1]
+            table = pa.table({"customer_id": batch.column("customer_id"), "score": pa.array(scores)})
+            writer = writer or pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+        if writer:
+            writer.close()
+    return time.perf_counter() - start
+
+
+def mlflow_udf(spark, model, table: str, out_dir: Path) -> float:
+    """(c): MLflow's spark_udf on the same data, written as Parquet."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from pyspark.sql import functions as F
+
+    path = out_dir / f"mlflow-model-{id(model)}"
+    if not path.exists():
+        mlflow.sklearn.save_model(model, str(path), serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE)
+    udf = mlflow.pyfunc.spark_udf(spark, str(path), result_type="double", env_manager="local")
+    start = time.perf_counter()
+    df = spark.table(table).where(F.col("as_of_date") == DAY.isoformat())
+    df.select("customer_id", udf(*[F.col(c) for c in FEATURES]).alias("score")).write.mode("overwrite").parquet(str(out_dir / "mlflow-out"))
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=10_000, help="Arrow batch size for (a) and (b)")
+    parser.add_argument("--memory-rows", type=int, nargs="*", default=[], help="sizes for the peak-memory comparison of (b)")
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args(argv)
+
+    from sparkml_ops.config import load_settings
+    from sparkml_ops.io.spark import spark_session
+    from sparkml_ops.modelconfig import ModelConfig
+    from sparkml_ops.registry import Provenance, Signature, open_registry
+    from sparkml_ops.scoring import run_scoring
+
+    work = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
+    settings = load_settings("local", REPO / "conf", [f"state_dir={work}", "spark.master=local[2]",
+                                                      "spark.conf.spark.driver.memory=4g",
+                                                      "spark.conf.spark.sql.shuffle.partitions=2"],
+                             {k: v for k, v in os.environ.items() if k == "JAVA_HOME"})
+    prov = Provenance(user="bench", host="bench")
+    models = train_models()
+    registry = open_registry(settings)
+    sig = Signature(inputs=[(c, "double") for c in FEATURES], outputs=[("score", "double")])
+    refs = {name: registry.publish(f"bench_{name}", m, flavor="sklearn", provenance=prov, signature=sig,
+                                   lineage={"feature_set": "bench_fs", "entity_keys": ["customer_id"]}).ref
+            for name, m in models.items()}
+    results: dict[str, dict[str, list[float]]] = {}
+    with spark_session(settings, app_name="bench-scoring") as spark:
+        spark.sql("CREATE DATABASE IF NOT EXISTS ml_features")
+        table = "ml_features.bench_fs"
+        print(f"# {args.rows} rows x {len(FEATURES)} features, local[2], batch {args.batch_size}, {date.today()}", flush=True)
+        make_table(spark, table, args.rows)
+        part = work / "warehouse" / "ml_features.db" / "bench_fs" / f"as_of_date={DAY.isoformat()}"
+        files = sorted(str(p) for p in part.glob("part-*"))
+        for name, model in models.items():
+            config = ModelConfig.model_validate({"name": f"bench_{name}", "feature_set": "bench_fs", "label_table": "x.y",
+                                                 "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                                                 "scoring": {"threshold": 0.5, "arrow_batch_size": args.batch_size}})
+            times = results.setdefault(name, {"a": [], "b": [], "c": []})
+            for _ in range(args.repeat):
+                times["a"].append(reference_loop(model, files, work / "ref.parquet", args.batch_size))
+                start = time.perf_counter()
+                run_scoring(spark, settings, config, refs[name], [DAY], prov)
+                times["b"].append(time.perf_counter() - start)
+                if not args.skip_mlflow:
+                    times["c"].append(mlflow_udf(spark, model, table, work))
+                print(f"{name}: a={times['a'][-1]:.1f}s b={times['b'][-1]:.1f}s c={(times['c'] or [float('nan')])[-1]:.1f}s", flush=True)
+        print("\n| model | (a) reference rows/s | (b) ours rows/s | (c) MLflow rows/s | (b)/(a) | (c)/(a) |")
+        print("|---|---|---|---|---|---|")
+        for name, t in results.items():
+            med = {k: statistics.median(v) if v else float("nan") for k, v in t.items()}
+            rate = {k: args.rows / v for k, v in med.items()}
+            print(f"| {name} | {rate['a']:,.0f} | {rate['b']:,.0f} | {rate['c']:,.0f} | {rate['b'] / rate['a']:.2f} | {rate['c'] / rate['a']:.2f} |")
+
+        if args.memory_rows:
+            print("\n| rows | (b) wall s | peak RSS of driver JVM + Python workers (MiB) |")
+            print("|---|---|---|")
+            config = ModelConfig.model_validate({"name": "bench_hgb", "feature_set": "bench_fs", "label_table": "x.y",
+                                                 "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                                                 "scoring": {"threshold": 0.5, "arrow_batch_size": args.batch_size}})
+            for rows in args.memory_rows:
+                make_table(spark, table, rows)
+                with PeakSampler() as sampler:
+                    start = time.perf_counter()
+                    run_scoring(spark, settings, config, refs["hgb"], [DAY], prov)
+                    wall = time.perf_counter() - start
+                print(f"| {rows:,} | {wall:.1f} | {sampler.peak / 2**20:,.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
