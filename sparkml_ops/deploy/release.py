@@ -173,7 +173,8 @@ def prune(host: RemoteHost, layout: Layout, keep: int, protect: set[str]) -> lis
         f"cd {quote([layout.releases])} && for d in */; do d=${{d%/}}; "
         f"[ -f \"$d/.installed\" ] && echo \"$(stat -c %Y \"$d/.installed\") $d\" || echo \"0 $d\"; done 2>/dev/null || true"
     ).stdout
-    ranked = [line.split(" ", 1)[1] for line in sorted(out.strip().splitlines(), reverse=True) if " " in line]
+    stamped = [line.split(" ", 1) for line in out.strip().splitlines() if " " in line]
+    ranked = [name for _, name in sorted(stamped, key=lambda p: (int(p[0]), p[1]), reverse=True)]
     doomed = [name for i, name in enumerate(ranked) if i >= keep and name not in protect]
     if doomed:
         host.run(f"cd {quote([layout.releases])} && rm -rf -- {quote(doomed)}")

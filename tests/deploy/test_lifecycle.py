@@ -270,15 +270,16 @@ def test_old_releases_are_pruned_but_never_current_or_previous(deploy_run, build
     a, b = builds
     settings = deploy_run.settings("dev")
     rels = deploy_run.host_dir("dev1") / "releases"
+    # Install times: old-1 < old-2 < old-3 (10-digit stamps, as real ones); keep the newest 2.
     for i, name in enumerate(("old-1", "old-2", "old-3")):
         (rels / name).mkdir()
         (rels / name / ".installed").touch()
-        os.utime(rels / name / ".installed", (1_000_000 + i, 1_000_000 + i))
+        os.utime(rels / name / ".installed", (999_999_998 + i, 999_999_998 + i))
     for name in (a, b):  # current and previous are the oldest here: still kept
         os.utime(rels / name / ".installed", (1, 1))
     conn = connect(SshHost(host="dev1"), SshOptions.from_settings(settings.deploy))
     try:
-        removed = release.prune(conn, release.Layout.of(settings.deploy), 3, {a, b})
+        removed = release.prune(conn, release.Layout.of(settings.deploy), 2, {a, b})
     finally:
         conn.close()
     assert removed == ["old-1"]
