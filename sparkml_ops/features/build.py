@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, UsageError
-from sparkml_ops.features.compute import ASOF, check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.compute import check_source_schema, compute_features, prepare_source
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.features.stats import write_feature_stats
 from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, missing_partitions, table_schema
@@ -173,9 +173,8 @@ def build_features(
             ranges[name] = (min(s[0] for s in spans), max(s[1] for s in spans))
             required[name] = sorted({s[1].isoformat() for s in spans})
     frames = load_sources(spark, spec, ranges, required)
-    points = spark.createDataFrame([(d.isoformat(),) for d in days], f"{PARTITION} string").withColumn(
-        ASOF, F.date_add(F.to_date(F.col(PARTITION)), 1).cast("timestamp"))
-    features = compute_features(spec, frames, points, [PARTITION], by_key=False)
+    points = {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}
+    features = compute_features(spec, frames, points, PARTITION)
     table = feature_table(settings, spec)
     ensure_table(spark, table, feature_table_columns(spec), [ColumnDef(PARTITION, "string", "as-of date YYYY-MM-DD")],
                  comment=f"feature set {spec.name} ({spec.path.name}); one row per entity per as-of date")

@@ -49,24 +49,27 @@ def _analysed(spec: FeatureSpec, feature: str, build):
         raise spec.error(f"SQL does not analyse against the source: {first}", feature) from exc
 
 
-def _join_points(rows: DataFrame, points: DataFrame, keys: Sequence[str], by_key: bool) -> DataFrame:
-    if by_key:
+def _join_points(rows: DataFrame, points: DataFrame | Mapping[str, str], keys: Sequence[str], point_col: str) -> DataFrame:
+    if isinstance(points, DataFrame):
         return rows.join(points, on=list(keys), how="inner")
-    # Few as-of dates: broadcast them and let every row meet every date in one pass.
-    return rows.crossJoin(F.broadcast(points))
+    # A few as-of dates: every row meets every date through explode over literals, which keeps
+    # scan, filter and partial aggregation in one generated-code stage (a cross join does not).
+    structs = [F.struct(F.lit(value).alias(point_col), F.lit(moment).cast("timestamp").alias(ASOF))
+               for value, moment in points.items()]
+    return rows.withColumn("_point", F.explode(F.array(*structs))).select("*", "_point.*").drop("_point")
 
 
 def _with_cutoff(df: DataFrame, lag_us: int) -> DataFrame:
     return df.withColumn(CUTOFF, F.timestamp_micros(F.unix_micros(F.col(ASOF)) - F.lit(lag_us)))
 
 
-def event_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame,
-                   point_cols: Sequence[str], by_key: bool) -> DataFrame:
+def event_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
+                   point_cols: Sequence[str]) -> DataFrame:
     """Windowed aggregates and recency of one events source, per entity and point, in one groupBy."""
     keys = spec.entity_keys
     aggs = [WindowAggregate(f.name, f.func, f.column, f.window_us, f.where) for f in spec.features_of(src.name, "aggregate")]
     recency = [f.name for f in spec.features_of(src.name, "recency")]
-    joined = _with_cutoff(_join_points(rows, points, keys, by_key), src.lag_us)
+    joined = _with_cutoff(_join_points(rows, points, keys, point_cols[0]), src.lag_us)
     grouped = (
         joined.transform(with_age(src.time_column, CUTOFF))
         .transform(within_window(spec.max_window_us(src.name)))
@@ -77,8 +80,8 @@ def event_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: 
     return grouped.transform(window_aggregates([*keys, *point_cols], aggs, recency, recency_offset_us=src.lag_us))
 
 
-def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame,
-                       point_cols: Sequence[str], by_key: bool) -> DataFrame:
+def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
+                       point_cols: Sequence[str]) -> DataFrame:
     """Row-level SQL features of an attributes source, taken from the latest row known at each point."""
     keys = spec.entity_keys
     feats = spec.features_of(src.name, "expression")
@@ -89,30 +92,33 @@ def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, poin
     # A table without a time column is a static snapshot: every row counts as known since ever.
     known_at = F.col(src.time_column) if src.time_column else F.lit("1970-01-01 00:00:00").cast("timestamp")
     valued = valued.select(*keys, known_at.alias(KNOWN_AT), *names)
-    joined = _with_cutoff(_join_points(valued, points, keys, by_key), src.lag_us)
+    joined = _with_cutoff(_join_points(valued, points, keys, point_cols[0]), src.lag_us)
     return joined.transform(latest_before([*keys, *point_cols], KNOWN_AT, CUTOFF, names))
 
 
-def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame,
-                     point_cols: Sequence[str], by_key: bool) -> DataFrame:
+def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
+                     point_col: str) -> DataFrame:
     """Every feature of ``spec`` at every point.
 
     Args:
         frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days.
-        points: ``point_cols`` plus ``_asof`` (timestamp); plus the entity keys when ``by_key``.
-        by_key: points name entities (training spine) rather than dates for all entities (build).
+        points: either a DataFrame of entity keys, ``point_col`` and ``_asof`` (timestamp) — the training
+            spine — or, for the build, ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
+        point_col: the column identifying a point (``as_of_date`` or the event time).
 
     Returns:
-        entity keys, ``point_cols``, then :func:`feature_columns` in order. When not ``by_key``, one row
-        per entity seen in any source at each point; otherwise one row per point.
+        entity keys, ``point_col``, then :func:`feature_columns` in order: one row per spine row, or
+        one row per entity known to any source at each as-of date.
     """
     keys = spec.entity_keys
+    by_key = isinstance(points, DataFrame)
+    point_cols = [point_col]
     parts = []
     for name, src in spec.sources.items():
         if src.kind == "events" and (spec.features_of(name, "aggregate") or spec.features_of(name, "recency")):
-            parts.append(event_features(spec, src, frames[name], points, point_cols, by_key))
+            parts.append(event_features(spec, src, frames[name], points, point_cols))
         elif src.kind == "attributes" and spec.features_of(name, "expression"):
-            parts.append(attribute_features(spec, src, frames[name], points, point_cols, by_key))
+            parts.append(attribute_features(spec, src, frames[name], points, point_cols))
     on = [*keys, *point_cols]
     if by_key:
         out = points.select(*on)
@@ -127,7 +133,7 @@ def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points:
     for f in spec.features:
         if f.kind == "ratio":
             out = out.transform(with_ratio(f.name, f.numerator, f.denominator))
-    point_types = [(c, dict(points.dtypes)[c]) for c in point_cols]
+    point_types = [(point_col, dict(points.dtypes)[point_col] if by_key else "string")]
     return out.transform(select_typed([*((k, spec.key_types[k]) for k in keys), *point_types, *feature_columns(spec)]))
 
 
