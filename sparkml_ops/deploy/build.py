@@ -41,7 +41,8 @@ from sparkml_ops.deploy.manifest import (
 from sparkml_ops.errors import EnvironmentCheckError, RefusedError, SparkMLOpsError
 
 log = logging.getLogger(__name__)
-SMOKE_JOB = Path(__file__).with_name("smoke_job.py")
+# The smoke-test job is an entry point (it exits with a code), so it lives with the fab tasks.
+SMOKE_JOB = "deploy/smoke_job.py"
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,9 @@ def build(settings: Settings, project: Path, builds_dir: Path, *, user: str, all
         for folder in ("jobs", "conf"):
             if (src / folder).is_dir():
                 shutil.copytree(src / folder, stage / folder, ignore=shutil.ignore_patterns("private"))
-        shutil.copy2(SMOKE_JOB, stage / "smoke.py")
+        if not (src / SMOKE_JOB).is_file():
+            raise EnvironmentCheckError(f"{SMOKE_JOB} is missing in commit {commit[:12]}: cannot build a smoke test.")
+        shutil.copy2(src / SMOKE_JOB, stage / "smoke.py")
         files = checksum_tree(stage)
         manifest = BuildManifest(
             build_id=build_id, version=version, commit=commit, dirty=dirty_tree is not None, built_by=user,
