@@ -105,7 +105,7 @@ def test_unknown_nested_key_lists_keys_of_that_section(conf):
         load_settings("local", conf, overrides=["registry.url=file:///x"], environ={})
     assert str(err.value) == (
         "invalid configuration: command-line --set registry.url=file:///x: unknown key 'registry.url'; "
-        "allowed keys under 'registry': auth, staging_max_age_hours, timeout_s, uri."
+        "allowed keys under 'registry': auth, hdfs_uri, staging_max_age_hours, timeout_s, uri."
     )
 
 
