@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.config import Settings
-from sparkml_ops.errors import DataValidationError, RefusedError, SparkMLOpsError, exit_code_for
+from sparkml_ops.errors import DataValidationError, RefusedError
 from sparkml_ops.evaluation import population_stability_index
 from sparkml_ops.io import ops_tables
 from sparkml_ops.modelconfig import ModelConfig
@@ -122,27 +121,15 @@ def run_scoring(
         DataValidationError: missing feature partitions or columns not matching the signature (exit 3).
         RefusedError: score drift above ``psi_fail`` with ``fail_on_drift`` set (exit 7); scores are kept.
     """
-    started = datetime.now(UTC)
-    clock = time.monotonic()
     day_strings = sorted({d.isoformat() for d in dates})
     run_id = new_run_id("score")
-    db = settings.hive.databases
     record: dict[str, Any] = {"run_id": run_id, "job": "score", "model_ref": model_ref, "start_date": day_strings[0],
                               "end_date": day_strings[-1], "run_user": provenance.user, "run_host": provenance.host,
-                              "application_id": spark.sparkContext.applicationId, "started_at": started.replace(tzinfo=None)}
-    try:
+                              "application_id": spark.sparkContext.applicationId}
+    with ops_tables.recorded_run(spark, settings.hive.databases.ops, record):
         result = _score(spark, settings, model_config, model_ref, day_strings, run_id, record)
-        record.update(status="success", exit_code=result.exit_code, message=json.dumps({"psi": result.psi}))
-        return result
-    except SparkMLOpsError as exc:
-        record.update(status="failed", exit_code=exc.exit_code, message=str(exc)[:2000])
-        raise
-    except Exception as exc:
-        record.update(status="failed", exit_code=exit_code_for(exc), message=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    finally:
-        record.update(duration_s=time.monotonic() - clock, finished_at=datetime.now(UTC).replace(tzinfo=None))
-        _append_run_record(spark, db.ops, record)
+        record["message"] = json.dumps({"psi": result.psi})
+    return result
 
 
 def _score(spark, settings, model_config, model_ref, day_strings, run_id, record) -> ScoreResult:
@@ -252,16 +239,3 @@ def _score_stats(spark, settings, model_config, version, written, day_strings, r
                            + ", ".join(f"{d} (PSI {p:.3f})" for d, p in failing.items())
                            + f"; scores were written (run {run_id}).",
                            hint="Investigate the input data; set scoring.fail_on_drift: false to only warn.")
-
-
-def _append_run_record(spark: "SparkSession", ops_db: str, record: dict[str, Any]) -> None:
-    """Best effort: a failure to record must not hide the job's own error."""
-    try:
-        table = ops_tables.ensure_table(spark, ops_db, ops_tables.RUNS_TABLE, ops_tables.RUNS_COLUMNS,
-                                        ops_tables.RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
-        row = {**record, "run_date": record["started_at"].date().isoformat()}
-        ordered = ops_tables.column_names(ops_tables.RUNS_COLUMNS, ops_tables.RUNS_PARTITIONS)
-        schema = ", ".join(f"{n} {t}" for n, t, _ in (*ops_tables.RUNS_COLUMNS, *ops_tables.RUNS_PARTITIONS))
-        ops_tables.append_rows(spark, table, [row], ordered, schema)
-    except Exception:  # the run's own outcome matters more than its record
-        log.exception("could not write the run record %s to %s.%s", record.get("run_id"), ops_db, ops_tables.RUNS_TABLE)

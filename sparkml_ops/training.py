@@ -7,19 +7,19 @@ import json
 import logging
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.config import Settings
-from sparkml_ops.errors import ConfigError, DataValidationError, ModelNotFoundError, SparkMLOpsError, exit_code_for
+from sparkml_ops.errors import ConfigError, DataValidationError, ModelNotFoundError
 from sparkml_ops.evaluation import classification_metrics, score_baseline
 from sparkml_ops.features import feature_columns, load_feature_spec, training_set
 from sparkml_ops.modelconfig import ModelConfig
 from sparkml_ops.registry import ModelVersion, Provenance, Signature, open_registry
-from sparkml_ops.scoring import _append_run_record, new_run_id, signature_inputs
+from sparkml_ops.io.ops_tables import recorded_run
+from sparkml_ops.scoring import new_run_id, signature_inputs
 from sparkml_ops.transforms.scoring import predict_scores
 
 if TYPE_CHECKING:
@@ -110,26 +110,14 @@ def run_training(
         ConfigError: bad estimator config (exit 2).
     """
     run_id = new_run_id("train")
-    started = datetime.now(UTC)
-    clock = time.monotonic()
     record: dict[str, Any] = {"run_id": run_id, "job": "train", "model_name": config.name, "model_ref": config.name,
                               "start_date": start.isoformat(), "end_date": end.isoformat(), "run_user": provenance.user,
-                              "run_host": provenance.host, "application_id": spark.sparkContext.applicationId,
-                              "started_at": started.replace(tzinfo=None)}
-    try:
+                              "run_host": provenance.host, "application_id": spark.sparkContext.applicationId}
+    with recorded_run(spark, settings.hive.databases.ops, record):
         result = _train(spark, settings, config, start, end, provenance, dry_run, run_id, record)
-        record.update(status="success", exit_code=0, model_version=result.version,
+        record.update(model_version=result.version,
                       message=json.dumps({"metrics": result.metrics, "dry_run": dry_run}, default=str))
-        return result
-    except SparkMLOpsError as exc:
-        record.update(status="failed", exit_code=exc.exit_code, message=str(exc)[:2000])
-        raise
-    except Exception as exc:
-        record.update(status="failed", exit_code=exit_code_for(exc), message=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    finally:
-        record.update(duration_s=time.monotonic() - clock, finished_at=datetime.now(UTC).replace(tzinfo=None))
-        _append_run_record(spark, settings.hive.databases.ops, record)
+    return result
 
 
 def _train(spark, settings, config, start, end, provenance, dry_run, run_id, record) -> TrainResult:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sparkml_ops.errors import DataValidationError, RemoteError
+from sparkml_ops.errors import DataValidationError, RemoteError, SparkMLOpsError, exit_code_for
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -143,3 +146,37 @@ def write_marker(spark: "SparkSession", directory: str, payload: Mapping[str, An
     finally:
         stream.close()
     return str(path.toString())
+
+
+@contextmanager
+def recorded_run(spark: "SparkSession", ops_db: str, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Append one row to ``<ops_db>.job_runs`` when the block ends, successful or not.
+
+    The block fills ``record`` (model version, row counts, message); status, exit code, duration
+    and end time are set here. The job's own exception is re-raised unchanged.
+    """
+    clock = time.monotonic()
+    record.setdefault("started_at", datetime.now(UTC).replace(tzinfo=None))
+    try:
+        yield record
+        record.setdefault("status", "success")
+        record.setdefault("exit_code", 0)
+    except BaseException as exc:
+        record.update(status="failed", exit_code=exit_code_for(exc),
+                      message=(str(exc) if isinstance(exc, SparkMLOpsError) else f"{type(exc).__name__}: {exc}")[:2000])
+        raise
+    finally:
+        record.update(duration_s=time.monotonic() - clock, finished_at=datetime.now(UTC).replace(tzinfo=None))
+        _append_run_record(spark, ops_db, record)
+
+
+def _append_run_record(spark: "SparkSession", ops_db: str, record: dict[str, Any]) -> None:
+    """Best effort: a failure to record must not hide the job's own error."""
+    try:
+        table = ensure_table(spark, ops_db, RUNS_TABLE, RUNS_COLUMNS, RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
+        row = {**record, "run_date": record["started_at"].date().isoformat()}
+        ordered = column_names(RUNS_COLUMNS, RUNS_PARTITIONS)
+        schema = ", ".join(f"{n} {t}" for n, t, _ in (*RUNS_COLUMNS, *RUNS_PARTITIONS))
+        append_rows(spark, table, [row], ordered, schema)
+    except Exception:  # the run's own outcome matters more than its record
+        log.exception("could not write the run record %s to %s.%s", record.get("run_id"), ops_db, RUNS_TABLE)
