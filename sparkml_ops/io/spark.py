@@ -107,13 +107,18 @@ def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, s
     conf["spark.app.name"] = app_name or spark.app_name
     conf["spark.ui.enabled"] = "true" if spark.ui else "false"
     conf["spark.sql.catalogImplementation"] = "hive"
-    conf["spark.sql.warehouse.dir"] = hive.warehouse_dir or str(state / "warehouse")
+    # A file: URI, not a bare path: with HADOOP_CONF_DIR set (edge nodes, the test cluster), a bare
+    # path would resolve against fs.defaultFS and put the embedded default's tables on HDFS.
+    conf["spark.sql.warehouse.dir"] = hive.warehouse_dir or (state / "warehouse").as_uri()
     java_opts: list[str] = []
     class_path: list[str] = []
     if hive.metastore == "derby":
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
             f"jdbc:derby:;databaseName={state / 'metastore_db'};create=true"
         )
+        # The embedded default is self-contained: a HADOOP_CONF_DIR in the environment (edge node,
+        # test cluster) must not send its warehouse or Hive scratch dirs to HDFS.
+        conf["spark.hadoop.fs.defaultFS"] = "file:///"
         # Derby writes derby.log into the cwd unless told otherwise.
         java_opts += [f"-Dderby.system.home={state}", f"-Dderby.stream.error.file={state / 'derby.log'}"]
     else:

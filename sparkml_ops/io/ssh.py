@@ -172,6 +172,18 @@ class RemoteHost:
             raise RemoteError(f"{self.name}: command exited {res.exited}: {command[:200]}\n  " + "\n  ".join(tail))
         return result
 
+    def reconnect(self) -> None:
+        """Drop and reopen the connection (same host-key policy and gateway), e.g. after a dropped session.
+
+        Raises:
+            RemoteError: the host cannot be reached again.
+        """
+        try:
+            self._conn.close()
+            self._conn.open()
+        except Exception as exc:
+            raise RemoteError(f"{self.name}: reconnect failed ({type(exc).__name__}: {exc}).") from exc
+
     def upload(self, local: Path, remote: str, progress: Callable[[int], None] | None = None) -> int:
         """Copy ``local`` to ``remote`` over SFTP, resuming a partial copy already there.
 
