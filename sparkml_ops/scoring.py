@@ -184,11 +184,12 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
     result = ScoreResult(run_id, version.name, version.version, list(day_strings), table)
     result.rows_in = frame.count()
     written = spark.table(table).where((F.col("model_name") == version.name) & F.col("score_date").isin(day_strings))
-    result.rows_out = written.count()
+    # One pass over what a reader now sees: row counts (the partial-write guard) and the statistics.
+    result.rows_out = sum(_score_stats(spark, settings, model_config, version, written, day_strings, run_id, result).values())
     record.update(rows_in=result.rows_in, rows_out=result.rows_out)
     if result.rows_out != result.rows_in:
         raise DataValidationError(f"wrote {result.rows_out} rows to {table} but read {result.rows_in} feature rows; rerun the date.")
-    _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result)
+    _raise_on_drift(model_config.scoring, version, run_id, result)
     for day in day_strings:
         location = ops_tables.partition_location(spark, table, {"score_date": day, "model_name": version.name})
         result.markers.append(ops_tables.write_marker(spark, location, {"run_id": run_id, "model": version.name,
@@ -197,28 +198,28 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
     return result
 
 
-def _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result) -> None:
+def _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result) -> dict[str, int]:
+    """Count, mean, quantiles and PSI per score date in ONE pass over the written rows; returns rows per date."""
     from pyspark.sql import functions as F
 
     cfg = model_config.scoring
     baseline = (version.manifest.get("extra") or {}).get("baseline") or version.manifest.get("baseline")
     edges = list(baseline["edges"]) if baseline else []
-    rows = []
+    bucket = F.lit(0)
+    for edge in edges:  # bin index = number of edges <= score, as in evaluation.score_baseline
+        bucket = bucket + (F.col("score") >= F.lit(edge)).cast("int")
+    bins = [F.sum((bucket == F.lit(i)).cast("long")).alias(f"bin{i}") for i in range(len(edges) + 1)]
+    quantiles = F.percentile_approx("score", F.array(*[F.lit(q) for q in QUANTILES]), 1000)
+    aggregated = {r["score_date"]: r for r in written.groupBy("score_date").agg(
+        F.count(F.lit(1)).alias("n"), F.avg("score").alias("mean"), quantiles.alias("q"), *bins).collect()}
+    rows, counts = [], {}
     for day in day_strings:
-        part = written.where(F.col("score_date") == day)
-        bucket = F.lit(0)
-        for edge in edges:  # bin index = number of edges <= score, as in evaluation.score_baseline
-            bucket = bucket + (F.col("score") >= F.lit(edge)).cast("int")
-        agg = part.groupBy(bucket.alias("bin")).count().collect()
-        count = sum(r["count"] for r in agg)
-        quantiles = part.approxQuantile("score", list(QUANTILES), 0.001)
-        mean = part.agg(F.mean("score")).first()[0]
-        psi = None
-        status = "ok"
+        agg = aggregated.get(day)
+        count = int(agg["n"]) if agg else 0
+        counts[day] = count
+        psi, status = None, "ok"
         if baseline and count:
-            actual = [0.0] * (len(edges) + 1)
-            for r in agg:
-                actual[r["bin"]] = r["count"] / count
+            actual = [agg[f"bin{i}"] / count for i in range(len(edges) + 1)]
             psi = population_stability_index(baseline["proportions"], actual)
             result.psi[day] = psi
             status = "fail" if psi > cfg.psi_fail else "warn" if psi > cfg.psi_warn else "ok"
@@ -226,12 +227,18 @@ def _score_stats(spark, settings, model_config, version, written, day_strings, r
                 log.warning("score drift for %s:%s on %s: PSI %.3f (warn > %.2f, fail > %.2f)",
                             version.name, version.version, day, psi, cfg.psi_warn, cfg.psi_fail)
         rows.append({"run_id": run_id, "model_name": version.name, "model_version": version.version, "rows": count,
-                     "mean_score": mean, "quantiles": json.dumps({f"p{int(q * 100):02d}": v for q, v in zip(QUANTILES, quantiles)}),
+                     "mean_score": agg["mean"] if agg else None,
+                     "quantiles": json.dumps({f"p{int(q * 100):02d}": v for q, v in zip(QUANTILES, agg["q"] if agg else [])}),
                      "psi": psi, "psi_status": status, "computed_at": datetime.now(UTC).replace(tzinfo=None), "score_date": day})
     table = ops_tables.ensure_table(spark, settings.hive.databases.ops, ops_tables.SCORE_STATS_TABLE, ops_tables.STATS_COLUMNS,
                                     ops_tables.STATS_PARTITIONS, "Score distribution per scoring run and date (sparkml-ops)")
     ordered = ops_tables.column_names(ops_tables.STATS_COLUMNS, ops_tables.STATS_PARTITIONS)
     ops_tables.append_rows(spark, table, rows, ordered, ", ".join(f"{n} {t}" for n, t, _ in (*ops_tables.STATS_COLUMNS, *ops_tables.STATS_PARTITIONS)))
+    return counts
+
+
+def _raise_on_drift(cfg, version, run_id, result) -> None:
+    """Exit 7 when a date drifted beyond psi_fail and the model is configured to fail on drift."""
     failing = {d: p for d, p in result.psi.items() if p > cfg.psi_fail}
     if failing and cfg.fail_on_drift:
         result.exit_code = RefusedError.exit_code
