@@ -136,7 +136,13 @@ def mlflow_udf(spark, model, table: str, out_dir: Path) -> float:
 
     path = out_dir / f"mlflow-model-{id(model)}"
     if not path.exists():
-        mlflow.sklearn.save_model(model, str(path), serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE)
+        import pandas as pd
+        from mlflow.models import infer_signature
+
+        sample = pd.DataFrame([[0.0] * len(FEATURES)], columns=FEATURES)
+        # With a signature, spark_udf names the pandas columns as in training (sklearn checks the names).
+        mlflow.sklearn.save_model(model, str(path), serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                                  signature=infer_signature(sample, model.predict_proba(sample)[:, 1]))
     udf = mlflow.pyfunc.spark_udf(spark, str(path), result_type="double", env_manager="local")
     start = time.perf_counter()
     df = spark.table(table).where(F.col("as_of_date") == DAY.isoformat())
