@@ -8,7 +8,7 @@ for LogisticRegression and HistGradientBoostingClassifier(max_iter=100), N rows 
 Also: peak RSS of the whole process tree (driver JVM + Python workers) while (b) runs, for two sizes.
 
 Usage:
-    .venv/bin/pip install 'mlflow-skinny>=2.10,<4'      # benchmark-only dependency
+    .venv/bin/pip install -e '.[bench]'                 # benchmark-only dependency (mlflow-skinny)
     .venv/bin/python benchmarks/scoring_throughput.py --rows 5000000 --memory-rows 5000000 50000000
 
 Prints medians over --repeat runs and the ratios (b)/(a), (c)/(a).
