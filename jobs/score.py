@@ -1,8 +1,14 @@
 """spark-submit entry point: `sparkml-ops score` with the same flags; exit codes as in the README."""
 
 import sys
+from pathlib import Path
 
-from sparkml_ops.cli import main
+try:
+    import sparkml_ops  # noqa: F401  (installed package, e.g. the release's venv or a venv-pack archive)
+except ImportError:  # run from a checkout: the package sits next to jobs/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sparkml_ops.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["score", *sys.argv[1:]]))

@@ -15,6 +15,7 @@ from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, RefusedError
 from sparkml_ops.evaluation import population_stability_index
 from sparkml_ops.io import ops_tables
+from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_exists
 from sparkml_ops.modelconfig import ModelConfig
 from sparkml_ops.registry import ModelVersion, Provenance, open_registry
 from sparkml_ops.registry.flavors import get_flavor
@@ -88,11 +89,10 @@ def check_signature(df: "DataFrame", expected: Sequence[tuple[str, str]], where:
 def _feature_frame(spark: "SparkSession", table: str, dates: Sequence[str]) -> "DataFrame":
     from pyspark.sql import functions as F
 
-    if not spark.catalog.tableExists(table):
+    if not table_exists(spark, table):
         raise DataValidationError(f"feature table {table} does not exist.",
                                   hint="Build it first: sparkml-ops features build <feature_set> --date D")
-    present = {row[0].split("=", 1)[1] for row in spark.sql(f"SHOW PARTITIONS {table}").collect()}
-    missing = [d for d in dates if d not in present]
+    missing = missing_partitions(spark, table, PARTITION_COLUMN, dates)
     if missing:
         raise DataValidationError(
             f"feature table {table} has no partition {PARTITION_COLUMN}={', '.join(missing)}; nothing was scored.",
@@ -177,7 +177,7 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
             .withColumn("model_name", F.lit(version.name))
         )
         table = ops_tables.ensure_scores_table(spark, settings.hive.databases.scores)
-        ops_tables.overwrite_partitions(out, table, ops_tables.column_names(ops_tables.SCORES_COLUMNS, ops_tables.SCORES_PARTITIONS))
+        insert_partitions(out, table)
     finally:
         broadcast.unpersist()
 

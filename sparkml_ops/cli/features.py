@@ -13,7 +13,7 @@ from sparkml_ops.io.spark import spark_session
 
 
 def add_demo_options(parser: argparse.ArgumentParser) -> None:
-    """Size and seed flags of the demo data generator (shared with jobs/demo_data.py)."""
+    """Size and seed flags of the demo data generator."""
     parser.add_argument("--start", help="first day, YYYY-MM-DD (default: --days days before today, UTC)")
     parser.add_argument("--days", type=int, default=100, help="number of days (default 100)")
     parser.add_argument("--customers", type=int, default=2_000, help="number of customers (default 2000)")
@@ -32,7 +32,7 @@ def demo_args(args: argparse.Namespace) -> dict:
 
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:
-    """Flags of the feature build (shared with jobs/build_features.py)."""
+    """Flags of the feature build."""
     parser.add_argument("spec", help="feature spec name (<conf_dir>/features/<name>.yaml) or path to a .yaml file")
     add_date_options(parser)
     parser.add_argument("--no-stats", action="store_true", help="skip the feature statistics of this run")

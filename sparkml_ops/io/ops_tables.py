@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sparkml_ops.errors import DataValidationError, RemoteError, SparkMLOpsError, exit_code_for
+from sparkml_ops.errors import RemoteError, SparkMLOpsError, exit_code_for
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -109,14 +109,6 @@ def ensure_scores_table(spark: "SparkSession", db: str) -> str:
 def column_names(columns: Sequence[tuple[str, str, str]], partitions: Sequence[tuple[str, str, str]]) -> list[str]:
     """Table column order: data columns then partition columns (what insertInto expects)."""
     return [c[0] for c in (*columns, *partitions)]
-
-
-def overwrite_partitions(df: "DataFrame", table: str, ordered_columns: Sequence[str]) -> None:
-    """Replace exactly the partitions present in ``df`` (dynamic partition overwrite)."""
-    missing = [c for c in ordered_columns if c not in df.columns]
-    if missing:
-        raise DataValidationError(f"cannot write {table}: columns {missing} missing from the result; present: {df.columns}")
-    df.select(*ordered_columns).write.insertInto(table, overwrite=True)
 
 
 def append_rows(spark: "SparkSession", table: str, rows: Sequence[Mapping[str, Any]], ordered_columns: Sequence[str], schema: str) -> None:
