@@ -2,8 +2,9 @@
 
 A build holds the project wheel, an offline wheelhouse of its dependency closure (pinned to
 the versions of the building environment), a packed Python environment for YARN
-(venv-pack), the job files, the config (never ``conf/private``), the smoke-test job and a
-manifest with the sha256 of every file. It is stored as ``<builds_dir>/<id>/<id>.tar``.
+(venv-pack), the job files, the config (never ``conf/private``) as a directory and as
+``conf.tar.gz`` for ``spark-submit --archives``, the smoke-test job and a manifest with the
+sha256 of every file. It is stored as ``<builds_dir>/<id>/<id>.tar``.
 Packages listed in ``deploy.exclude_packages`` (pyspark and py4j by default: edge nodes
 have the Hadoop distribution's Spark client) are left out.
 """
@@ -11,6 +12,7 @@ have the Hadoop distribution's Spark client) are left out.
 from __future__ import annotations
 
 import configparser
+import gzip
 import json
 import logging
 import shutil
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -43,6 +46,8 @@ from sparkml_ops.errors import EnvironmentCheckError, RefusedError, SparkMLOpsEr
 log = logging.getLogger(__name__)
 # The smoke-test job is an entry point (it exits with a code), so it lives with the fab tasks.
 SMOKE_JOB = "deploy/smoke_job.py"
+# The release's conf/ packed for spark-submit --archives (YARN ships archives, not directories).
+CONF_ARCHIVE = "conf.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -140,18 +145,26 @@ def _pack_env(wheelhouse: Path, project_wheel: Path, output: Path, work: Path) -
     output.chmod(0o644)  # venv-pack writes 0600; YARN containers run as another user
 
 
-def _tar(src: Path, out: Path, mtime: int) -> None:
-    """A deterministic tarball: sorted entries, fixed owner and time."""
+def _tar(src: Path, out: Path, mtime: int, *, gzip_level: int | None = None) -> None:
+    """A deterministic tarball of ``src``'s contents: sorted entries, fixed owner, time and modes.
+
+    With ``gzip_level`` it is gzipped with an empty name and a zero time in the gzip header, so
+    equal contents give equal bytes.
+    """
 
     def norm(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.mtime = mtime
+        info.mode = 0o755 if info.isdir() or info.mode & 0o111 else 0o644
         return info
 
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(src.rglob("*")):
-            tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False, filter=norm)
+    with out.open("wb") as raw, ExitStack() as stack:
+        fh = raw if gzip_level is None else stack.enter_context(
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=gzip_level, mtime=0))
+        with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in sorted(src.rglob("*")):
+                tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False, filter=norm)
 
 
 def build(settings: Settings, project: Path, builds_dir: Path, *, user: str, allow_dirty: bool = False,
@@ -207,6 +220,9 @@ def build(settings: Settings, project: Path, builds_dir: Path, *, user: str, all
         for folder in ("jobs", "conf"):
             if (src / folder).is_dir():
                 shutil.copytree(src / folder, stage / folder, ignore=shutil.ignore_patterns("private"))
+        mtime = int(_git(project, "log", "-1", "--format=%ct", commit))
+        if (stage / "conf").is_dir():
+            _tar(stage / "conf", stage / CONF_ARCHIVE, mtime, gzip_level=6)
         if not (src / SMOKE_JOB).is_file():
             raise EnvironmentCheckError(f"{SMOKE_JOB} is missing in commit {commit[:12]}: cannot build a smoke test.")
         shutil.copy2(src / SMOKE_JOB, stage / "smoke.py")
@@ -221,7 +237,7 @@ def build(settings: Settings, project: Path, builds_dir: Path, *, user: str, all
         builds_dir.mkdir(parents=True, exist_ok=True)
         out = Path(tempfile.mkdtemp(prefix=f".tmp-{build_id}-", dir=builds_dir))
         tarball = out / f"{build_id}.tar"
-        _tar(stage, tarball, int(_git(project, "log", "-1", "--format=%ct", commit)))
+        _tar(stage, tarball, mtime)
         digest = sha256_file(tarball)
         (out / f"{build_id}.tar.sha256").write_text(f"{digest}  {tarball.name}\n")
         shutil.copy2(stage / MANIFEST, out / MANIFEST)

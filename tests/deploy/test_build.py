@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -93,3 +94,67 @@ def test_unknown_build_names_the_known_ones(deploy_run, builds):
     with pytest.raises(NotFoundError) as exc:
         load_stored_build(deploy_run.builds, "0.1.0-gdeadbeef0000")
     assert builds[0] in exc.value.message and exc.value.hint == "Create it with: fab build"
+
+
+def _conf_archive(tarball) -> bytes:
+    with tarfile.open(tarball) as tar:
+        return tar.extractfile("conf.tar.gz").read()
+
+
+def _archive_files(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def _committed_conf(repo, commit: str) -> dict[str, bytes]:
+    """``conf/`` files of ``commit`` outside ``conf/private/``, keyed as inside the archive."""
+    names = _git(repo, "ls-tree", "-r", "--name-only", commit, "conf").splitlines()
+    return {
+        name.removeprefix("conf/"): subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{name}"],
+                                                   check=True, capture_output=True).stdout
+        for name in names if not name.startswith("conf/private/")
+    }
+
+
+def test_build_ships_the_committed_conf_as_an_archive_for_yarn_with_its_sha256_in_the_manifest(deploy_run, builds, checkout):
+    stored = load_stored_build(deploy_run.builds, builds[0])
+    data = _conf_archive(stored.tarball)
+    assert hashlib.sha256(data).hexdigest() == stored.manifest.files["conf.tar.gz"]
+    assert f"{stored.manifest.files['conf.tar.gz']}  conf.tar.gz" in tar_member(stored.tarball, "SHA256SUMS").splitlines()
+    files = _archive_files(data)
+    assert files == _committed_conf(checkout, stored.manifest.commit)
+    assert {"base.yaml", "prod.yaml", "models/card_fraud.yaml"} <= set(files)
+    with tarfile.open(stored.tarball) as tar:  # the same files as the release's conf/ directory
+        assert files == {n: tar.extractfile(f"conf/{n}").read() for n in files}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        owners = {(m.uid, m.gid, m.uname, m.gname) for m in tar.getmembers()}
+    assert owners == {(0, 0, "", "")}
+
+
+def test_conf_archive_leaves_out_private_and_uncommitted_files_and_has_the_same_bytes_in_every_build(deploy_run, checkout, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    subprocess.run(["git", "clone", "-q", "--shared", str(checkout), str(first)], check=True)
+    (first / "conf" / "private").mkdir()
+    (first / "conf" / "private" / "secrets.yaml").write_text("hive:\n  jdbc_password: committed-by-mistake\n")
+    _git(first, "add", "--force", "conf/private/secrets.yaml")
+    _git(first, "commit", "-q", "-m", "a secret committed by mistake")
+    subprocess.run(["git", "clone", "-q", "--shared", str(first), str(second)], check=True)
+    (first / "conf" / "private" / "local.yaml").write_text("hive:\n  jdbc_password: git-ignored\n")
+    (first / "conf" / "scratch.yaml").write_text("untracked: true\n")
+    assert "conf/private/secrets.yaml" in _git(first, "ls-files", "conf")
+
+    results = []
+    for repo in (first, second):
+        store = tmp_path / f"builds-{repo.name}"
+        store.mkdir()
+        (store / ".wheel-cache").symlink_to(deploy_run.builds / ".wheel-cache")
+        results.append(build(deploy_run.settings("dev"), repo, store, user=repo.name).build)
+    assert results[0].build_id == results[1].build_id
+    assert results[0].manifest.files["conf.tar.gz"] == results[1].manifest.files["conf.tar.gz"]
+    one, two = (_conf_archive(r.tarball) for r in results)
+    assert one == two
+    files = _archive_files(one)
+    assert files == _committed_conf(first, results[0].manifest.commit)
+    assert not any(n.startswith("private/") or n == "scratch.yaml" for n in files)
+    with tarfile.open(results[0].tarball) as tar:
+        assert not any(n.startswith("conf/private") or n == "conf/scratch.yaml" for n in tar.getnames())
