@@ -60,7 +60,7 @@ def _print_report(report) -> None:
 @task(help={"allow_dirty": "build even with uncommitted changes (the build is marked dirty)", **COMMON_HELP},
       iterable=["set_"])
 def build(c, allow_dirty=False, conf_dir=None, set_=None, log_format=None):
-    """Build once: wheel, offline wheelhouse, packed env, jobs, conf, checksummed manifest."""
+    """Build once: wheel, offline wheelhouse, packed env, jobs, conf (+ conf.tar.gz for YARN), checksummed manifest."""
     from sparkml_ops.deploy.build import build as run_build
 
     def body() -> int:
