@@ -159,25 +159,17 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
     broadcast = spark.sparkContext.broadcast(blob)
     cfg = model_config.scoring
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
+    table = ops_tables.ensure_scores_table(spark, settings.hive.databases.scores)
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
     try:
-        scored = frame.transform(
-            score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], [*keys, PARTITION_COLUMN], cfg.score_type)
-        )
-        threshold = F.lit(cfg.threshold).cast("double")
-        out = (
-            scored.withColumn("entity_key", F.concat_ws("|", *[F.col(k).cast("string") for k in keys]))
-            .withColumn("entity_key_names", F.lit("|".join(keys)))
-            .withColumn("score", F.col(SCORE_COLUMN).cast("double"))
-            .withColumn("decision", F.when(threshold.isNull(), F.lit(None)).otherwise((F.col(SCORE_COLUMN) >= threshold).cast("int")))
-            .withColumn("threshold", threshold)
-            .withColumn("model_version", F.lit(version.version).cast("int"))
-            .withColumn("run_id", F.lit(run_id))
-            .withColumn("scored_at", F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp"))
-            .withColumn("score_date", F.col(PARTITION_COLUMN))
-            .withColumn("model_name", F.lit(version.name))
-        )
-        table = ops_tables.ensure_scores_table(spark, settings.hive.databases.scores)
-        insert_partitions(out, table)
+        # One static-partition insert per date: no sort by partition columns, and each date is
+        # replaced on its own, so a backfill stopped midway leaves whole dates behind.
+        for day in day_strings:
+            scored = frame.where(F.col(PARTITION_COLUMN) == day).transform(
+                score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], keys, cfg.score_type)
+            )
+            insert_partitions(_output_rows(scored, keys, cfg.threshold, version.version, run_id, scored_at), table,
+                              {"score_date": day, "model_name": version.name})
     finally:
         broadcast.unpersist()
 
@@ -196,6 +188,24 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
                                                                           "version": version.version, "score_date": day}))
     log.info("scored %d rows into %s (run %s)", result.rows_out, table, run_id)
     return result
+
+
+def _output_rows(scored: "DataFrame", keys: Sequence[str], threshold: float | None, version: int, run_id: str,
+                 scored_at: datetime) -> "DataFrame":
+    """The scores table's data columns (everything but the partition columns) from keys + ``score``."""
+    from pyspark.sql import functions as F
+
+    cut = F.lit(threshold).cast("double")
+    return (
+        scored.withColumn("entity_key", F.concat_ws("|", *[F.col(k).cast("string") for k in keys]))
+        .withColumn("entity_key_names", F.lit("|".join(keys)))
+        .withColumn("score", F.col(SCORE_COLUMN).cast("double"))
+        .withColumn("decision", F.when(cut.isNull(), F.lit(None)).otherwise((F.col(SCORE_COLUMN) >= cut).cast("int")))
+        .withColumn("threshold", cut)
+        .withColumn("model_version", F.lit(version).cast("int"))
+        .withColumn("run_id", F.lit(run_id))
+        .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
+    )
 
 
 def _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result) -> dict[str, int]:

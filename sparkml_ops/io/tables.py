@@ -201,18 +201,29 @@ def missing_partitions(spark: "SparkSession", table: str, column: str, values: I
     return [v for v in values if v not in present]
 
 
-def insert_partitions(df: "DataFrame", table: str) -> None:
+def insert_partitions(df: "DataFrame", table: str, partition: Mapping[str, str] | None = None) -> None:
     """Overwrite exactly the partitions present in ``df`` (other partitions stay untouched).
 
     Columns are matched by name and type before the insert; ``insertInto`` itself matches
     by position, so the frame is reordered to the table's column order here.
 
+    Args:
+        df: the rows; with ``partition`` it must not carry the partition columns.
+        table: ``db.table``.
+        partition: every partition column -> value, when the caller writes one known partition.
+            The insert is then static (``INSERT OVERWRITE ... PARTITION (k='v')``): Spark does not
+            sort the rows by partition columns first, which a dynamic insert must do.
+
     Raises:
         NotFoundError: the table does not exist.
-        DataValidationError: ``df`` lacks a column of the table or has it with another type.
+        DataValidationError: ``df`` lacks a column of the table or has it with another type,
+            or ``partition`` does not name exactly the table's partition columns.
     """
     spark = df.sparkSession
     expected = table_schema(spark, table)
+    if partition is not None:
+        _insert_static(df, table, expected, dict(partition))
+        return
     actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     check_schema(actual, expected, where=f"data for {table}")
     previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
@@ -222,3 +233,25 @@ def insert_partitions(df: "DataFrame", table: str) -> None:
         df.select(*expected.keys()).write.insertInto(table, overwrite=True)
     finally:
         spark.conf.set("spark.sql.sources.partitionOverwriteMode", previous)
+
+
+def _insert_static(df: "DataFrame", table: str, expected: dict[str, str], partition: dict[str, str]) -> None:
+    spark = df.sparkSession
+    keys = partition_columns(spark, table)
+    if sorted(k.lower() for k in partition) != sorted(k.lower() for k in keys):
+        raise DataValidationError(f"static insert into {table} names partition columns {sorted(partition)}; the table has {keys}.")
+    data_columns = {k: v for k, v in expected.items() if k not in keys}
+    actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    check_schema(actual, data_columns, where=f"data for {table}")
+    view = f"_sparkml_ops_insert_{abs(hash((table, tuple(sorted(partition.items())))))}"
+    df.select(*data_columns.keys()).createOrReplaceTempView(view)
+    spec = ", ".join(f"{k} = {_sql_string(str(partition[k]))}" for k in keys)
+    try:
+        spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({spec}) SELECT * FROM {view}")
+    finally:
+        spark.catalog.dropTempView(view)
+
+
+def _sql_string(value: str) -> str:
+    """A SQL string literal; backslashes and quotes escaped (partition values are data, not SQL)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

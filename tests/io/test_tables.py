@@ -53,6 +53,19 @@ def test_insert_matches_columns_by_name_and_overwrites_only_present_partitions(s
     assert spark.conf.get("spark.sql.sources.partitionOverwriteMode") == "dynamic"
 
 
+def test_static_insert_replaces_one_named_partition_and_keeps_quotes_as_data(spark, table):
+    ensure_table(spark, table, COLS, PART)
+    insert_partitions(spark.createDataFrame([(1, 0.1, "2026-01-01"), (2, 0.2, "2026-01-02")], "id long, score double, ds string"), table)
+    insert_partitions(spark.createDataFrame([(0.9, 9)], "score double, id long"), table, {"ds": "2026-01-02"})
+    odd = "2026-01-03' OR '1'='1"  # a value that would break out of an unescaped literal
+    insert_partitions(spark.createDataFrame([(7, 0.7)], "id long, score double"), table, {"ds": odd})
+    rows = sorted(tuple(r) for r in spark.table(table).collect())
+    assert rows == [(1, 0.1, "2026-01-01"), (7, 0.7, odd), (9, 0.9, "2026-01-02")]
+    with pytest.raises(DataValidationError, match=r"names partition columns \['day'\]; the table has \['ds'\]\.$"):
+        insert_partitions(spark.createDataFrame([(3, 0.3)], "id long, score double"), table, {"day": "2026-01-01"})
+    assert len(spark.table(table).collect()) == 3
+
+
 def test_insert_refuses_missing_or_retyped_columns_and_writes_nothing(spark, table):
     ensure_table(spark, table, COLS, PART)
     insert_partitions(spark.createDataFrame([(1, 0.5, "2026-01-01")], "id long, score double, ds string"), table)
