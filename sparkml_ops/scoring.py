@@ -18,8 +18,8 @@ from sparkml_ops.io import ops_tables
 from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_exists
 from sparkml_ops.modelconfig import ModelConfig
 from sparkml_ops.registry import ModelVersion, Provenance, open_registry
-from sparkml_ops.registry.flavors import get_flavor
-from sparkml_ops.transforms.scoring import SCORE_COLUMN, score_with_model
+from sparkml_ops.registry.flavors import BytesFlavor, get_flavor
+from sparkml_ops.transforms.scoring import SCORE_COLUMN, score_with_model, score_with_spark_model
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -151,27 +151,34 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
     frame = _feature_frame(spark, features_table, day_strings)
     check_signature(frame, inputs, f"feature table {features_table}")
 
-    flavor_name, blob = registry.verified_model_bytes(f"{version.name}:{version.version}")
-    flavor = get_flavor(flavor_name)
-    sha = hashlib.sha256(blob).hexdigest()
-    log.info("scoring %s:%s (%s, %d bytes, sha256 %s) on %s for %s", version.name, version.version, flavor_name,
-             len(blob), sha[:12], features_table, ", ".join(day_strings))
-    broadcast = spark.sparkContext.broadcast(blob)
     cfg = model_config.scoring
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
+    flavor = get_flavor(version.flavor)
+    broadcast = None
+    if isinstance(flavor, BytesFlavor):
+        _, blob = registry.verified_model_bytes(version)
+        sha = hashlib.sha256(blob).hexdigest()
+        log.info("scoring %s:%s (%s, %d bytes, sha256 %s) on %s for %s", version.name, version.version, flavor.name,
+                 len(blob), sha[:12], features_table, ", ".join(day_strings))
+        broadcast = spark.sparkContext.broadcast(blob)
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
+        model_transform = score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], keys, cfg.score_type)
+    else:  # e.g. a Spark ML PipelineModel: every file verified by load(), then run in the JVM
+        model = registry.load(version).model
+        log.info("scoring %s:%s (%s) on %s for %s", version.name, version.version, flavor.name, features_table,
+                 ", ".join(day_strings))
+        model_transform = score_with_spark_model(model, keys, cfg.score_type)
     table = ops_tables.ensure_scores_table(spark, settings.hive.databases.scores)
     scored_at = datetime.now(UTC).replace(tzinfo=None)
     try:
         # One static-partition insert per date: no sort by partition columns, and each date is
         # replaced on its own, so a backfill stopped midway leaves whole dates behind.
         for day in day_strings:
-            scored = frame.where(F.col(PARTITION_COLUMN) == day).transform(
-                score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], keys, cfg.score_type)
-            )
+            scored = frame.where(F.col(PARTITION_COLUMN) == day).transform(model_transform)
             insert_partitions(_output_rows(scored, keys, cfg.threshold, version.version, run_id, scored_at), table,
                               {"score_date": day, "model_name": version.name})
     finally:
-        broadcast.unpersist()
+        if broadcast is not None:
+            broadcast.unpersist()
 
     result = ScoreResult(run_id, version.name, version.version, list(day_strings), table)
     result.rows_in = frame.count()

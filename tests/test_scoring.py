@@ -161,3 +161,29 @@ def test_unknown_alias_and_tampered_artifact(spark, local_settings, published):
     victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
     with pytest.raises(IntegrityError):
         run_scoring(spark, local_settings, _config(), f"t_score_model:{mv.version}", [D1], PROV)
+
+
+def test_spark_ml_pipeline_model_is_scored_in_the_jvm_with_the_same_output_schema(spark, local_settings, published):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+
+    _, X, _ = published
+    db = local_settings.hive.databases.features
+    train = spark.createDataFrame([(float(a), float(b), float(a + 0.5 * b > 0)) for a, b in X], "f1 double, f2 double, label double")
+    model = Pipeline(stages=[VectorAssembler(inputCols=["f1", "f2"], outputCol="features"), LogisticRegression(maxIter=20)]).fit(train)
+    reg = open_registry(local_settings)
+    mv = reg.publish("t_spark_model", model, flavor="sparkml", provenance=PROV,
+                     signature=Signature(inputs=[("f1", "double"), ("f2", "double")], outputs=[("score", "double")]),
+                     lineage={"feature_set": FS, "entity_keys": ["customer_id"]})
+    config = _config().model_copy(update={"name": "t_spark_model"})
+    result = run_scoring(spark, local_settings, config, f"t_spark_model:{mv.version}", [D1, D2], PROV)
+    assert (result.rows_in, result.rows_out, result.exit_code) == (400, 400, 0)
+    expected = {r.customer_id: float(r.probability[1]) for r in
+                model.transform(spark.table(f"{db}.{FS}").where("as_of_date = '2026-03-02'")).collect()}
+    rows = spark.sql(f"SELECT entity_key, score, decision, model_version FROM {local_settings.hive.databases.scores}.scores "
+                     "WHERE model_name = 't_spark_model' AND score_date = '2026-03-02'").collect()
+    assert len(rows) == 200 and {r.entity_key for r in rows} == set(expected)
+    for r in rows:
+        assert r.score == pytest.approx(expected[r.entity_key], abs=1e-12)
+        assert (r.decision, r.model_version) == (int(expected[r.entity_key] >= 0.5), mv.version)

@@ -113,3 +113,25 @@ def score_with_model(
         return df.select(*keep, *[c for c in features if c not in keep]).mapInArrow(_score, out)
 
     return transform
+
+
+def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: str = "double") -> Callable[["DataFrame"], "DataFrame"]:
+    """Curried transform for a Spark ML ``PipelineModel``: keep ``keep_columns``, add ``score``.
+
+    The score is the positive-class probability (``probability[1]``) of a classifier, or the
+    ``prediction`` column of a regressor. The model runs in the JVM; no Python worker is involved.
+    """
+    keep = list(keep_columns)
+
+    def transform(df: "DataFrame") -> "DataFrame":
+        from pyspark.ml.functions import vector_to_array
+        from pyspark.sql import functions as F
+
+        out = model.transform(df)
+        if "probability" in out.columns:
+            score = vector_to_array(F.col("probability"))[1]
+        else:
+            score = F.col("prediction")
+        return out.select(*keep, score.cast("float" if score_type == "float" else "double").alias(SCORE_COLUMN))
+
+    return transform
