@@ -38,8 +38,21 @@ public final class MiniCluster {
     hdfsConf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, dfsBase.getPath());
     hdfsConf.setInt("dfs.replication", 1);
     hdfsConf.setBoolean("dfs.webhdfs.enabled", true);
-    hdfsConf.set("dfs.namenode.rpc-bind-host", host);
+    // The test edge nodes of scripts/sshd-hosts (network namespaces behind the bridge smo-br0) reach the
+    // NameNode RPC and the DataNode transfer port through the bridge address, so these two listen on all
+    // interfaces: Hadoop takes one bind host per server, not 127.0.0.1 plus the bridge, and the bridge may
+    // not exist yet. Acceptable only because this is a throw-away test cluster without authentication.
+    // Every address a client is told (rpc-address, datanode IP, hdfs-site.xml) stays 127.0.0.1; HTTP and
+    // the DataNode IPC port stay on loopback.
+    hdfsConf.set("dfs.namenode.rpc-bind-host", "0.0.0.0");
     hdfsConf.set("dfs.namenode.http-bind-host", host);
+    hdfsConf.set("dfs.datanode.address", "0.0.0.0:" + a.get("dn-port"));
+    hdfsConf.set("dfs.datanode.http.address", host + ":" + a.get("dn-http-port"));
+    hdfsConf.set("dfs.datanode.ipc.address", host + ":" + a.get("dn-ipc-port"));
+    // Clients use the DataNode's registered IP (127.0.0.1) unless dfs.client.use.datanode.hostname is set;
+    // the edge nodes' client sets it and resolves this name to the bridge address. On this host "localhost"
+    // is loopback, so WebHDFS redirects (which name the DataNode by hostname) keep working here.
+    hdfsConf.set("dfs.datanode.hostname", "localhost");
     // Permissions stay on; the OS user and the framework's 'sparkml' user are superusers, any other name is not.
     hdfsConf.set("hadoop.user.group.static.mapping.overrides",
         System.getProperty("user.name") + "=supergroup;" + a.getOrDefault("hdfs-user", "sparkml") + "=supergroup");
@@ -54,6 +67,9 @@ public final class MiniCluster {
         .format(format)
         .manageNameDfsDirs(true)
         .manageDataDfsDirs(true)
+        // Keep the DataNode addresses and hostname set above instead of MiniDFSCluster's 127.0.0.1:0.
+        .checkDataNodeAddrConfig(true)
+        .checkDataNodeHostConfig(true)
         .build();
     dfs.waitActive();
     dfs.waitClusterUp();

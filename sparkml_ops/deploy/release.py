@@ -222,5 +222,5 @@ def hdfs_audit_command(deploy: DeploySettings, env: str) -> str | None:
     if not deploy.hdfs_dir:
         return None
     path = PurePosixPath(deploy.hdfs_dir) / "_audit" / f"{env}.jsonl"
-    hdfs = deploy.hdfs_command
-    return f"{hdfs} -mkdir -p {quote([path.parent])} && {hdfs} -appendToFile - {quote([path])}"
+    # -appendToFile creates the file and its parent directories; one client start less than -mkdir first.
+    return f"{deploy.hdfs_command} -appendToFile - {quote([path])}"

@@ -1,11 +1,13 @@
 """Fixtures of the deploy tests: the real sshd hosts of scripts/sshd-hosts and two real builds.
 
-Each test session deploys into its own directory (``deploy.base_dir``) on every host and
-removes it at the end, so runs never see each other's releases or audit trails.
+Each test session deploys into its own directory (``deploy.base_dir``) on every host, and dev/test
+publish into its own ``deploy.hdfs_dir`` on the test cluster's HDFS; both are removed at the end,
+so runs never see each other's releases or audit trails.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +21,17 @@ REPO = Path(__file__).resolve().parents[2]
 HOSTS = REPO / ".state" / "sshd-hosts"
 GEN_CONF = HOSTS / "conf"
 ALL_HOSTS = ("bastion", "dev1", "test1", "prod1", "prod2", "prod3", "prod4")
+# The edge nodes' hdfs client and the facts of the cluster it talks to (written by scripts/sshd-hosts start).
+HDFS_CLIENT = HOSTS / "hdfs-client"
+HDFS_FACTS = HDFS_CLIENT / "cluster.json"
+
+
+def publishes_to_hdfs(env: str) -> bool:
+    """Whether the generated config of ``env`` has an HDFS target (dev and test, with a running cluster)."""
+    import yaml
+
+    conf = yaml.safe_load((GEN_CONF / f"{env}.yaml").read_text()) or {}
+    return bool((conf.get("deploy") or {}).get("hdfs_dir"))
 
 
 @dataclass(frozen=True)
@@ -33,14 +46,20 @@ class DeployRun:
     def base_dir(self) -> Path:
         return HOSTS / "mnt" / self.run
 
+    @property
+    def hdfs_dir(self) -> str:
+        return f"/sparkml-ops-tests/{self.run}"
+
     def host_dir(self, host: str) -> Path:
         """The host's own view of ``deploy.base_dir``, seen from this (root) namespace."""
         return HOSTS / "hosts" / host / "root" / self.run
 
     def overrides(self, env: str, *extra: str) -> list[str]:
         # ${env} is expanded by the config loader, so one --set serves both sides of a promotion.
+        # hdfs_dir only where the generated config publishes: prod has no route to the cluster.
+        hdfs = [f"deploy.hdfs_dir={self.hdfs_dir}"] if publishes_to_hdfs(env) else []
         return [f"deploy.base_dir={self.base_dir}", f"deploy.builds_dir={self.builds}",
-                f"registry.uri=file://{self.registries}/${{env}}", *extra]
+                f"registry.uri=file://{self.registries}/${{env}}", *hdfs, *extra]
 
     def settings(self, env: str, *extra: str):
         from sparkml_ops.config import load_settings
@@ -52,11 +71,41 @@ class DeployRun:
 def sshd_hosts() -> Path:
     """The sshd test hosts; started here when scripts/test did not (idempotent, needs root)."""
     script = REPO / "scripts" / "sshd-hosts"
-    if subprocess.run([script, "status"], capture_output=True).returncode != 0:
+    # Started again (idempotent) when the cluster came up after the hosts: that configures HDFS publish.
+    if subprocess.run([script, "status"], capture_output=True).returncode != 0 or not HDFS_FACTS.is_file():
         proc = subprocess.run([script, "start"], capture_output=True, text=True)
         if proc.returncode != 0:
             pytest.fail(f"scripts/sshd-hosts start failed: {proc.stderr}")
     return HOSTS
+
+
+def edge_hdfs_client():
+    """WebHDFS client (this host) of the cluster the edge nodes publish to, or ``None`` if there is none."""
+    if not HDFS_FACTS.is_file():
+        return None
+    from hdfs import InsecureClient
+
+    facts = json.loads(HDFS_FACTS.read_text())
+    return InsecureClient(facts["webhdfs_url"], user=facts["hdfs_user"])
+
+
+@pytest.fixture(scope="session")
+def edge_hdfs(sshd_hosts: Path):
+    """WebHDFS client of the real cluster that dev and test publish to; fails (never skips) without one."""
+    client = edge_hdfs_client()
+    if client is None or not publishes_to_hdfs("dev"):
+        pytest.fail(f"the sshd hosts do not publish to HDFS ({HDFS_FACTS} missing): start the cluster "
+                    "(scripts/cluster start), then scripts/sshd-hosts start")
+    return client
+
+
+def remove_hdfs_dir(path: str) -> None:
+    client = edge_hdfs_client()
+    if client is not None:
+        try:
+            client.delete(path, recursive=True)
+        except Exception:  # best effort: the cluster may be gone already; paths are unique per run
+            pass
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +119,7 @@ def deploy_run(sshd_hosts: Path, tmp_path_factory: pytest.TempPathFactory):
     yield run
     for host in ALL_HOSTS:
         shutil.rmtree(run.host_dir(host), ignore_errors=True)
+    remove_hdfs_dir(run.hdfs_dir)
 
 
 def _git(repo: Path, *args: str) -> str:

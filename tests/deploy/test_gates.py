@@ -77,7 +77,7 @@ def test_hdfs_publish_goes_to_a_staging_dir_renamed_to_the_build_id():
     assert "-put /opt/smo/releases/0.1.0-gabc/env.tar.gz /opt/smo/releases/0.1.0-gabc/jobs" in cmd
     assert cmd.endswith("hdfs dfs -mv /apps/smo/builds/.tmp-0.1.0-gabc-prod /apps/smo/builds/0.1.0-gabc )")
     assert hdfs_audit_command(deploy, "prod") == (
-        "hdfs dfs -mkdir -p /apps/smo/builds/_audit && hdfs dfs -appendToFile - /apps/smo/builds/_audit/prod.jsonl")
+        "hdfs dfs -appendToFile - /apps/smo/builds/_audit/prod.jsonl")
     assert hdfs_publish_commands(DeploySettings(), Layout.of(DeploySettings()), "x", "dev") == []
     assert hdfs_audit_command(DeploySettings(), "dev") is None
 
