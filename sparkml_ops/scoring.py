@@ -247,10 +247,8 @@ def _score_stats(spark, settings, model_config, version, written, day_strings, r
                      "mean_score": agg["mean"] if agg else None,
                      "quantiles": json.dumps({f"p{int(q * 100):02d}": v for q, v in zip(QUANTILES, agg["q"] if agg else [])}),
                      "psi": psi, "psi_status": status, "computed_at": datetime.now(UTC).replace(tzinfo=None), "score_date": day})
-    table = ops_tables.ensure_table(spark, settings.hive.databases.ops, ops_tables.SCORE_STATS_TABLE, ops_tables.STATS_COLUMNS,
-                                    ops_tables.STATS_PARTITIONS, "Score distribution per scoring run and date (sparkml-ops)")
-    ordered = ops_tables.column_names(ops_tables.STATS_COLUMNS, ops_tables.STATS_PARTITIONS)
-    ops_tables.append_rows(spark, table, rows, ordered, ", ".join(f"{n} {t}" for n, t, _ in (*ops_tables.STATS_COLUMNS, *ops_tables.STATS_PARTITIONS)))
+    table = ops_tables.ensure_stats_table(spark, settings.hive.databases.ops)
+    ops_tables.append_rows(spark, table, rows, (*ops_tables.STATS_COLUMNS, *ops_tables.STATS_PARTITIONS))
     return counts
 
 

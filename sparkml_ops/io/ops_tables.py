@@ -9,24 +9,31 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.errors import RemoteError, SparkMLOpsError, exit_code_for
+from sparkml_ops.io.tables import ColumnDef, ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
+
+def _columns(*defs: tuple[str, str, str]) -> tuple[ColumnDef, ...]:
+    """Column definitions from (name, type, comment) triples."""
+    return tuple(ColumnDef(*d) for d in defs)
+
+
 SCORES_TABLE = "scores"
 LATEST_VIEW = "latest_scores"
 RUNS_TABLE = "job_runs"
 SCORE_STATS_TABLE = "score_stats"
 
-SCORES_COLUMNS: tuple[tuple[str, str, str], ...] = (
+SCORES_COLUMNS: tuple[ColumnDef, ...] = _columns(
     ("entity_key", "STRING", "Entity key value; composite keys are joined with '|' in the order of entity_key_names"),
     ("entity_key_names", "STRING", "Names of the key column(s) of the model's feature set, joined with '|'"),
     ("score", "DOUBLE", "Model output: probability of the positive class for classifiers"),
@@ -36,12 +43,12 @@ SCORES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("run_id", "STRING", "Scoring run id; join ml_ops.job_runs.run_id for who/when/where"),
     ("scored_at", "TIMESTAMP", "When this row was written, UTC"),
 )
-SCORES_PARTITIONS: tuple[tuple[str, str, str], ...] = (
+SCORES_PARTITIONS: tuple[ColumnDef, ...] = _columns(
     ("score_date", "STRING", "Business date scored, YYYY-MM-DD (features as of this date)"),
     ("model_name", "STRING", "Registry model name"),
 )
 
-RUNS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+RUNS_COLUMNS: tuple[ColumnDef, ...] = _columns(
     ("run_id", "STRING", "Unique run id"),
     ("job", "STRING", "train | score | features"),
     ("status", "STRING", "success | failed"),
@@ -61,9 +68,9 @@ RUNS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("finished_at", "TIMESTAMP", "End, UTC"),
     ("message", "STRING", "Error message when failed; details as JSON when successful"),
 )
-RUNS_PARTITIONS = (("run_date", "STRING", "UTC date the run started, YYYY-MM-DD"),)
+RUNS_PARTITIONS: tuple[ColumnDef, ...] = _columns(("run_date", "STRING", "UTC date the run started, YYYY-MM-DD"),)
 
-STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+STATS_COLUMNS: tuple[ColumnDef, ...] = _columns(
     ("run_id", "STRING", "Scoring run id"),
     ("model_name", "STRING", "Model name"),
     ("model_version", "INT", "Model version"),
@@ -74,28 +81,14 @@ STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("psi_status", "STRING", "ok | warn | fail, by the model's psi_warn/psi_fail limits"),
     ("computed_at", "TIMESTAMP", "When computed, UTC"),
 )
-STATS_PARTITIONS = (("score_date", "STRING", "Business date scored, YYYY-MM-DD"),)
-
-
-def _ddl_columns(cols: Iterable[tuple[str, str, str]]) -> str:
-    return ",\n  ".join(f"`{n}` {t} COMMENT '{c.replace(chr(39), chr(92) + chr(39))}'" for n, t, c in cols)
-
-
-def ensure_table(spark: "SparkSession", db: str, table: str, columns, partitions, comment: str) -> str:
-    """Create a partitioned Parquet Hive table with column comments if it does not exist; return its name."""
-    name = f"`{db}`.`{table}`"
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{db}`")
-    spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} (\n  {_ddl_columns(columns)}\n) "
-        f"COMMENT '{comment}' PARTITIONED BY ({_ddl_columns(partitions)}) STORED AS PARQUET"
-    )
-    return f"{db}.{table}"
+STATS_PARTITIONS: tuple[ColumnDef, ...] = _columns(("score_date", "STRING", "Business date scored, YYYY-MM-DD"),)
 
 
 def ensure_scores_table(spark: "SparkSession", db: str) -> str:
     """The one scores table of every model, and the analysts' latest-score view."""
-    table = ensure_table(spark, db, SCORES_TABLE, SCORES_COLUMNS, SCORES_PARTITIONS,
-                         "Batch model scores, one row per entity per score_date and model (sparkml-ops)")
+    table = f"{db}.{SCORES_TABLE}"
+    ensure_table(spark, table, SCORES_COLUMNS, SCORES_PARTITIONS,
+                 "Batch model scores, one row per entity per score_date and model (sparkml-ops)")
     spark.sql(
         f"CREATE OR REPLACE VIEW `{db}`.`{LATEST_VIEW}` "
         "COMMENT 'Latest score per model and entity across all score dates (sparkml-ops)' AS "
@@ -106,15 +99,18 @@ def ensure_scores_table(spark: "SparkSession", db: str) -> str:
     return table
 
 
-def column_names(columns: Sequence[tuple[str, str, str]], partitions: Sequence[tuple[str, str, str]]) -> list[str]:
-    """Table column order: data columns then partition columns (what insertInto expects)."""
-    return [c[0] for c in (*columns, *partitions)]
+def append_rows(spark: "SparkSession", table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[ColumnDef]) -> None:
+    """Append a few driver-side records (run records, stats) to a table; ``columns`` in table order."""
+    schema = ", ".join(f"`{c.name}` {c.type}" for c in columns)
+    df = spark.createDataFrame([tuple(r.get(c.name) for c in columns) for r in rows], schema)
+    df.write.insertInto(table, overwrite=False)
 
 
-def append_rows(spark: "SparkSession", table: str, rows: Sequence[Mapping[str, Any]], ordered_columns: Sequence[str], schema: str) -> None:
-    """Append a few driver-side records (run records, stats) to a partitioned table."""
-    df = spark.createDataFrame([tuple(r.get(c) for c in ordered_columns) for r in rows], schema)
-    df.select(*ordered_columns).write.insertInto(table, overwrite=False)
+def ensure_stats_table(spark: "SparkSession", db: str) -> str:
+    """The score-distribution table (one row per scoring run and date); returns its name."""
+    table = f"{db}.{SCORE_STATS_TABLE}"
+    ensure_table(spark, table, STATS_COLUMNS, STATS_PARTITIONS, "Score distribution per scoring run and date (sparkml-ops)")
+    return table
 
 
 def partition_location(spark: "SparkSession", table: str, spec: Mapping[str, str]) -> str:
@@ -165,10 +161,9 @@ def recorded_run(spark: "SparkSession", ops_db: str, record: dict[str, Any]) -> 
 def _append_run_record(spark: "SparkSession", ops_db: str, record: dict[str, Any]) -> None:
     """Best effort: a failure to record must not hide the job's own error."""
     try:
-        table = ensure_table(spark, ops_db, RUNS_TABLE, RUNS_COLUMNS, RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
+        table = f"{ops_db}.{RUNS_TABLE}"
+        ensure_table(spark, table, RUNS_COLUMNS, RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
         row = {**record, "run_date": record["started_at"].date().isoformat()}
-        ordered = column_names(RUNS_COLUMNS, RUNS_PARTITIONS)
-        schema = ", ".join(f"{n} {t}" for n, t, _ in (*RUNS_COLUMNS, *RUNS_PARTITIONS))
-        append_rows(spark, table, [row], ordered, schema)
+        append_rows(spark, table, [row], (*RUNS_COLUMNS, *RUNS_PARTITIONS))
     except Exception:  # the run's own outcome matters more than its record
         log.exception("could not write the run record %s to %s.%s", record.get("run_id"), ops_db, RUNS_TABLE)
