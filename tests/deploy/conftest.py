@@ -95,7 +95,7 @@ def edge_hdfs(sshd_hosts: Path):
     client = edge_hdfs_client()
     if client is None or not publishes_to_hdfs("dev"):
         pytest.fail(f"the sshd hosts do not publish to HDFS ({HDFS_FACTS} missing): start the cluster "
-                    "(scripts/cluster start), then scripts/sshd-hosts start")
+                    "(scripts/cluster start), then scripts/sshd-hosts start; its output says why if it still does not")
     return client
 
 
