@@ -3,6 +3,7 @@
 (a) reference: one process, pyarrow record batches -> predict_proba -> ParquetWriter
 (b) ours: ``run_scoring`` (Hive feature table in, Hive scores table out, registry model, local[2])
 (c) MLflow ``spark_udf`` (mlflow-skinny, env_manager="local") on the same model and data
+(d) the Spark floor: the same mapInArrow transform straight to Parquet (no Hive, checks, stats, records)
 
 for LogisticRegression and HistGradientBoostingClassifier(max_iter=100), N rows x 20 float features.
 Also: peak RSS of the whole process tree (driver JVM + Python workers) while (b) runs, for two sizes.
@@ -128,6 +129,26 @@ def reference_loop(model, files: list[str], out: Path, batch_size: int) -> float
     return time.perf_counter() - start
 
 
+def spark_floor(spark, model, table: str, out_dir: Path) -> float:
+    """(d): the least Spark can do: our mapInArrow transform, Parquet out; no Hive insert, checks or stats."""
+    import hashlib
+
+    import cloudpickle
+    from pyspark.sql import functions as F
+
+    from sparkml_ops.transforms.scoring import score_with_model
+
+    blob = cloudpickle.dumps(model)
+    broadcast = spark.sparkContext.broadcast(blob)
+    start = time.perf_counter()
+    df = spark.table(table).where(F.col("as_of_date") == DAY.isoformat())
+    scored = df.transform(score_with_model(broadcast, hashlib.sha256(blob).hexdigest(), cloudpickle.loads, FEATURES, ["customer_id"]))
+    scored.write.mode("overwrite").parquet(str(out_dir / "floor-out"))
+    elapsed = time.perf_counter() - start
+    broadcast.unpersist()
+    return elapsed
+
+
 def mlflow_udf(spark, model, table: str, out_dir: Path) -> float:
     """(c): MLflow's spark_udf on the same data, written as Parquet."""
     import mlflow.pyfunc
@@ -157,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=10_000, help="Arrow batch size for (a) and (b)")
     parser.add_argument("--memory-rows", type=int, nargs="*", default=[], help="sizes for the peak-memory comparison of (b)")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--knobs", action="store_true",
+                        help="also time (b) for HGB with Arrow batch sizes 2k/10k/50k and float32 output, interleaved")
     args = parser.parse_args(argv)
 
     from sparkml_ops.config import load_settings
@@ -189,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             config = ModelConfig.model_validate({"name": f"bench_{name}", "feature_set": "bench_fs", "label_table": "x.y",
                                                  "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
                                                  "scoring": {"threshold": 0.5, "arrow_batch_size": args.batch_size}})
-            times = results.setdefault(name, {"a": [], "b": [], "c": []})
+            times = results.setdefault(name, {"a": [], "b": [], "c": [], "d": []})
             for _ in range(args.repeat):
                 times["a"].append(reference_loop(model, files, work / "ref.parquet", args.batch_size))
                 start = time.perf_counter()
@@ -197,13 +220,35 @@ def main(argv: list[str] | None = None) -> int:
                 times["b"].append(time.perf_counter() - start)
                 if not args.skip_mlflow:
                     times["c"].append(mlflow_udf(spark, model, table, work))
-                print(f"{name}: a={times['a'][-1]:.1f}s b={times['b'][-1]:.1f}s c={(times['c'] or [float('nan')])[-1]:.1f}s", flush=True)
-        print("\n| model | (a) reference rows/s | (b) ours rows/s | (c) MLflow rows/s | (b)/(a) | (c)/(a) |")
-        print("|---|---|---|---|---|---|")
+                times["d"].append(spark_floor(spark, model, table, work))
+                print(f"{name}: a={times['a'][-1]:.1f}s b={times['b'][-1]:.1f}s c={(times['c'] or [float('nan')])[-1]:.1f}s "
+                      f"d={times['d'][-1]:.1f}s", flush=True)
+        print("\n| model | (a) reference rows/s | (b) ours rows/s | (c) MLflow rows/s | (d) Spark floor rows/s | (b)/(a) | (c)/(a) | (d)/(a) |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, t in results.items():
             med = {k: statistics.median(v) if v else float("nan") for k, v in t.items()}
             rate = {k: args.rows / v for k, v in med.items()}
-            print(f"| {name} | {rate['a']:,.0f} | {rate['b']:,.0f} | {rate['c']:,.0f} | {rate['b'] / rate['a']:.2f} | {rate['c'] / rate['a']:.2f} |")
+            print(f"| {name} | {rate['a']:,.0f} | {rate['b']:,.0f} | {rate['c']:,.0f} | {rate['d']:,.0f} | {rate['b'] / rate['a']:.2f} "
+                  f"| {rate['c'] / rate['a']:.2f} | {rate['d'] / rate['a']:.2f} |")
+
+        if args.knobs:
+            variants = [(2_000, "double"), (10_000, "double"), (50_000, "double"), (10_000, "float")]
+            knob_times: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
+            for _ in range(args.repeat):
+                for batch, score_type in variants:  # interleaved, so drifting machine load hits all alike
+                    config = ModelConfig.model_validate({"name": "bench_hgb", "feature_set": "bench_fs", "label_table": "x.y",
+                                                         "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                                                         "scoring": {"threshold": 0.5, "arrow_batch_size": batch,
+                                                                     "score_type": score_type}})
+                    start = time.perf_counter()
+                    run_scoring(spark, settings, config, refs["hgb"], [DAY], prov)
+                    knob_times[(batch, score_type)].append(time.perf_counter() - start)
+            base = statistics.median(knob_times[(10_000, "double")])
+            print("\n| (b) HGB knob | median s | rows/s | vs batch 10k double |")
+            print("|---|---|---|---|")
+            for (batch, score_type), t in knob_times.items():
+                med = statistics.median(t)
+                print(f"| batch {batch:,}, {score_type} | {med:.1f} | {args.rows / med:,.0f} | {base / med:.2f} |")
 
         if args.memory_rows:
             print("\n| rows | (b) wall s | peak RSS of driver JVM + Python workers (MiB) |")
