@@ -172,6 +172,17 @@ def mlflow_udf(spark, model, table: str, out_dir: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark in a temporary state dir, removed afterwards (50M rows take ~8 GB)."""
+    import shutil
+
+    work = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
+    try:
+        return _run(argv, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(argv: list[str] | None, work: Path) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -188,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     from sparkml_ops.registry import Provenance, Signature, open_registry
     from sparkml_ops.scoring import run_scoring
 
-    work = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     settings = load_settings("local", REPO / "conf", [f"state_dir={work}", "spark.master=local[2]",
                                                       "spark.conf.spark.driver.memory=4g",
                                                       "spark.conf.spark.sql.shuffle.partitions=2"],
