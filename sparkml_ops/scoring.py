@@ -19,7 +19,13 @@ from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_e
 from sparkml_ops.modelconfig import ModelConfig
 from sparkml_ops.registry import ModelVersion, Provenance, open_registry
 from sparkml_ops.registry.flavors import BytesFlavor, get_flavor
-from sparkml_ops.transforms.scoring import SCORE_COLUMN, score_with_model, score_with_spark_model
+from sparkml_ops.transforms.scoring import (
+    LINEAR_CLASSES,
+    SCORE_COLUMN,
+    linear_score_transform,
+    score_with_model,
+    score_with_spark_model,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -159,9 +165,11 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
         sha = hashlib.sha256(blob).hexdigest()
         log.info("scoring %s:%s (%s, %d bytes, sha256 %s) on %s for %s", version.name, version.version, flavor.name,
                  len(blob), sha[:12], features_table, ", ".join(day_strings))
-        broadcast = spark.sparkContext.broadcast(blob)
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
-        model_transform = score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], keys, cfg.score_type)
+        model_transform = _jvm_transform(version, flavor, blob, [n for n, _ in inputs], keys, cfg.score_type)
+        if model_transform is None:
+            broadcast = spark.sparkContext.broadcast(blob)
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
+            model_transform = score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], keys, cfg.score_type)
     else:  # e.g. a Spark ML PipelineModel: every file verified by load(), then run in the JVM
         model = registry.load(version).model
         log.info("scoring %s:%s (%s) on %s for %s", version.name, version.version, flavor.name, features_table,
@@ -195,6 +203,16 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
                                                                           "version": version.version, "score_date": day}))
     log.info("scored %d rows into %s (run %s)", result.rows_out, table, run_id)
     return result
+
+
+def _jvm_transform(version: ModelVersion, flavor, blob: bytes, features: list[str], keys: list[str], score_type: str):
+    """The JVM-only transform of a model Spark can evaluate itself (binary logistic regression), else ``None``."""
+    if (version.manifest.get("flavor_info") or {}).get("class") not in LINEAR_CLASSES:
+        return None  # never deserialise other (possibly large) models on the driver
+    transform = linear_score_transform(flavor.loads(blob), features, keys, score_type)  # blob is verified
+    if transform is not None:
+        log.info("scoring %s:%s in the JVM as a linear expression (no Python workers)", version.name, version.version)
+    return transform
 
 
 def _output_rows(scored: "DataFrame", keys: Sequence[str], threshold: float | None, version: int, run_id: str,

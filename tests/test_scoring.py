@@ -63,9 +63,11 @@ def _scores(spark, settings, day):
     ).collect()
 
 
-def test_scores_match_the_model_exactly_with_decision_and_lineage_columns(spark, local_settings, published):
+def test_scores_match_the_model_exactly_with_decision_and_lineage_columns(spark, local_settings, published, caplog):
     model, X, mv = published
-    result = run_scoring(spark, local_settings, _config(), "t_score_model@champion", [D1], PROV)
+    with caplog.at_level("INFO", logger="sparkml_ops.scoring"):
+        result = run_scoring(spark, local_settings, _config(), "t_score_model@champion", [D1], PROV)
+    assert "in the JVM as a linear expression" in caplog.text  # a logistic regression needs no Python workers
     assert (result.rows_in, result.rows_out, result.model_version, result.exit_code) == (200, 200, mv.version, 0)
     rows = _scores(spark, local_settings, "2026-03-01")
     expected = model.predict_proba(X[:200])[:, 1]

@@ -135,3 +135,45 @@ def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: 
         return out.select(*keep, score.cast("float" if score_type == "float" else "double").alias(SCORE_COLUMN))
 
     return transform
+
+
+LINEAR_CLASSES = ("sklearn.linear_model._logistic.LogisticRegression",)
+
+
+def linear_score_transform(model: Any, feature_columns: Sequence[str], keep_columns: Sequence[str],
+                           score_type: str = "double") -> Callable[["DataFrame"], "DataFrame"] | None:
+    """A JVM-only transform for a binary scikit-learn ``LogisticRegression``, or ``None`` for any other model.
+
+    ``predict_proba[:, 1]`` of such a model is ``1 / (1 + exp(-(b + w . x)))``: Spark evaluates it
+    in generated code, with no rows sent to Python. A NULL or NaN feature fails the task, as
+    scikit-learn refuses NaN input on the Python path.
+    """
+    import numpy as np
+
+    if f"{type(model).__module__}.{type(model).__qualname__}" not in LINEAR_CLASSES:
+        return None
+    coef = np.asarray(getattr(model, "coef_", np.empty((0, 0))), dtype="float64")
+    if len(getattr(model, "classes_", ())) != 2 or coef.shape != (1, len(feature_columns)):
+        return None
+    names = list(getattr(model, "feature_names_in_", feature_columns))
+    if sorted(names) != sorted(feature_columns):
+        return None
+    weights = dict(zip(names, coef[0].tolist()))
+    intercept = float(np.asarray(model.intercept_).reshape(-1)[0])
+    keep = list(keep_columns)
+
+    def transform(df: "DataFrame") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        margin = F.lit(intercept)
+        bad = F.lit(False)
+        for name in feature_columns:
+            col = F.col(name).cast("double")
+            margin = margin + F.lit(weights[name]) * col
+            bad = bad | col.isNull() | F.isnan(col)
+        score = F.when(bad, F.raise_error(F.lit(f"a feature of {', '.join(feature_columns)} is NULL or NaN; "
+                                                 "the model cannot score it")))
+        score = score.otherwise(F.lit(1.0) / (F.lit(1.0) + F.exp(-margin)))
+        return df.select(*keep, score.cast("float" if score_type == "float" else "double").alias(SCORE_COLUMN))
+
+    return transform

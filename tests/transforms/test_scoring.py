@@ -75,3 +75,29 @@ def test_predict_scores_uses_positive_class_probability_of_classifiers():
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     clf = LogisticRegression().fit(X, [0, 0, 1, 1])
     np.testing.assert_allclose(predict_scores(clf, X), clf.predict_proba(X)[:, 1])
+
+
+def test_logistic_regression_runs_in_the_jvm_with_sklearns_probabilities(spark):
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from sparkml_ops.transforms.scoring import linear_score_transform
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(scale=3.0, size=(400, 3)), columns=["b", "a", "c"])  # trained in another column order
+    y = (X["a"] - 2 * X["b"] + rng.normal(size=400) > 0).astype(int)
+    model = LogisticRegression(C=0.5).fit(X, y)
+    df = spark.createDataFrame([(f"c{i}", *map(float, X.loc[i, ["a", "b", "c"]])) for i in range(400)], "id string, a double, b double, c double")
+    out = df.transform(linear_score_transform(model, ["a", "b", "c"], ["id"]))
+    assert "PythonUDF" not in out._jdf.queryExecution().executedPlan().toString() and out.columns == ["id", "score"]
+    expected = model.predict_proba(X)[:, 1]
+    got = {r.id: r.score for r in out.collect()}
+    assert all(got[f"c{i}"] == pytest.approx(expected[i], rel=1e-12, abs=1e-15) for i in range(400))
+    # Anything else keeps the Python path: trees, multiclass, a signature that does not match.
+    assert linear_score_transform(HistGradientBoostingClassifier(max_iter=5).fit(X, y), ["a", "b", "c"], ["id"]) is None
+    assert linear_score_transform(LogisticRegression().fit(X, rng.integers(0, 3, 400)), ["a", "b", "c"], ["id"]) is None
+    assert linear_score_transform(model, ["a", "b", "d"], ["id"]) is None
+    with_null = spark.createDataFrame([("x", 1.0, None, 0.0)], "id string, a double, b double, c double")
+    with pytest.raises(Exception, match="a feature of a, b, c is NULL or NaN; the model cannot score it"):
+        with_null.transform(linear_score_transform(model, ["a", "b", "c"], ["id"])).collect()
