@@ -75,7 +75,9 @@ def test_hdfs_publish_goes_to_a_staging_dir_renamed_to_the_build_id():
     (cmd,) = hdfs_publish_commands(deploy, Layout.of(deploy), "0.1.0-gabc", "prod")
     assert cmd.startswith("hdfs dfs -test -d /apps/smo/builds/0.1.0-gabc || (")
     assert "-put /opt/smo/releases/0.1.0-gabc/env.tar.gz /opt/smo/releases/0.1.0-gabc/jobs" in cmd
-    assert cmd.endswith("hdfs dfs -mv /apps/smo/builds/.tmp-0.1.0-gabc-prod /apps/smo/builds/0.1.0-gabc )")
+    assert "$(test -f /opt/smo/releases/0.1.0-gabc/conf.tar.gz && echo /opt/smo/releases/0.1.0-gabc/conf.tar.gz)" in cmd
+    assert cmd.endswith("hdfs dfs -mv /apps/smo/builds/.tmp-0.1.0-gabc-prod /apps/smo/builds/0.1.0-gabc && "
+                        "hdfs dfs -rm -r -f -skipTrash /apps/smo/builds/0.1.0-gabc/.tmp-0.1.0-gabc-prod >/dev/null 2>&1 )")
     assert hdfs_audit_command(deploy, "prod") == (
         "hdfs dfs -appendToFile - /apps/smo/builds/_audit/prod.jsonl")
     assert hdfs_publish_commands(DeploySettings(), Layout.of(DeploySettings()), "x", "dev") == []

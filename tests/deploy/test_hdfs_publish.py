@@ -18,7 +18,7 @@ from sparkml_ops.deploy import service
 from tests.deploy.conftest import DeployRun, remove_hdfs_dir
 
 pytestmark = [pytest.mark.ssh, pytest.mark.cluster]
-PUBLISHED = ["env.tar.gz", "jobs", "manifest.json", "smoke.py"]
+PUBLISHED = ["conf.tar.gz", "env.tar.gz", "jobs", "manifest.json", "smoke.py"]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def assert_published(client, run: DeployRun, build_id: str) -> None:
     manifest = json.loads((run.builds / build_id / "manifest.json").read_text())
     jobs = sorted(n for n in manifest["files"] if n.startswith("jobs/"))
     assert sorted(client.list(target)) == PUBLISHED
-    assert sorted(tree(client, target)) == sorted(["env.tar.gz", "manifest.json", "smoke.py", *jobs])
-    for name in ["env.tar.gz", "smoke.py", *jobs]:
+    assert sorted(tree(client, target)) == sorted(["conf.tar.gz", "env.tar.gz", "manifest.json", "smoke.py", *jobs])
+    for name in ["conf.tar.gz", "env.tar.gz", "smoke.py", *jobs]:
         assert hdfs_sha256(client, f"{target}/{name}") == manifest["files"][name], name
     stored = hashlib.sha256((run.builds / build_id / "manifest.json").read_bytes()).hexdigest()
     assert hdfs_sha256(client, f"{target}/manifest.json") == stored
