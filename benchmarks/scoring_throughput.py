@@ -108,6 +108,15 @@ def train_models(n: int = 100_000):
     }
 
 
+def bench_config(name: str, batch_size: int, score_type: str = "double"):
+    """The model config (b) scores with; only its scoring section matters here."""
+    from sparkml_ops.modelconfig import ModelConfig
+
+    return ModelConfig.model_validate({"name": name, "feature_set": "bench_fs", "label_table": "x.y",
+                                       "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                                       "scoring": {"threshold": 0.5, "arrow_batch_size": batch_size, "score_type": score_type}})
+
+
 def reference_loop(model, files: list[str], out: Path, batch_size: int) -> float:
     """(a): the fastest honest single-process baseline."""
     import pyarrow as pa
@@ -195,7 +204,6 @@ def _run(argv: list[str] | None, work: Path) -> int:
 
     from sparkml_ops.config import load_settings
     from sparkml_ops.io.spark import spark_session
-    from sparkml_ops.modelconfig import ModelConfig
     from sparkml_ops.registry import Provenance, Signature, open_registry
     from sparkml_ops.scoring import run_scoring
 
@@ -219,9 +227,7 @@ def _run(argv: list[str] | None, work: Path) -> int:
         part = work / "warehouse" / "ml_features.db" / "bench_fs" / f"as_of_date={DAY.isoformat()}"
         files = sorted(str(p) for p in part.glob("part-*"))
         for name, model in models.items():
-            config = ModelConfig.model_validate({"name": f"bench_{name}", "feature_set": "bench_fs", "label_table": "x.y",
-                                                 "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
-                                                 "scoring": {"threshold": 0.5, "arrow_batch_size": args.batch_size}})
+            config = bench_config(f"bench_{name}", args.batch_size)
             times = results.setdefault(name, {"a": [], "b": [], "c": [], "d": []})
             for _ in range(args.repeat):
                 times["a"].append(reference_loop(model, files, work / "ref.parquet", args.batch_size))
@@ -246,10 +252,7 @@ def _run(argv: list[str] | None, work: Path) -> int:
             knob_times: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
             for _ in range(args.repeat):
                 for batch, score_type in variants:  # interleaved, so drifting machine load hits all alike
-                    config = ModelConfig.model_validate({"name": "bench_hgb", "feature_set": "bench_fs", "label_table": "x.y",
-                                                         "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
-                                                         "scoring": {"threshold": 0.5, "arrow_batch_size": batch,
-                                                                     "score_type": score_type}})
+                    config = bench_config("bench_hgb", batch, score_type)
                     start = time.perf_counter()
                     run_scoring(spark, settings, config, refs["hgb"], [DAY], prov)
                     knob_times[(batch, score_type)].append(time.perf_counter() - start)
@@ -263,9 +266,7 @@ def _run(argv: list[str] | None, work: Path) -> int:
         if args.memory_rows:
             print("\n| rows | (b) wall s | peak RSS of driver JVM + Python workers (MiB) |")
             print("|---|---|---|")
-            config = ModelConfig.model_validate({"name": "bench_hgb", "feature_set": "bench_fs", "label_table": "x.y",
-                                                 "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
-                                                 "scoring": {"threshold": 0.5, "arrow_batch_size": args.batch_size}})
+            config = bench_config("bench_hgb", args.batch_size)
             for rows in args.memory_rows:
                 make_table(spark, table, rows)
                 with PeakSampler() as sampler:

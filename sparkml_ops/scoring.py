@@ -158,6 +158,7 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
     check_signature(frame, inputs, f"feature table {features_table}")
 
     cfg = model_config.scoring
+    features = [n for n, _ in inputs]
     flavor = get_flavor(version.flavor)
     broadcast = None
     if isinstance(flavor, BytesFlavor):
@@ -165,11 +166,11 @@ def _score(spark, settings, model_config, model_ref, day_strings, run_id, record
         sha = hashlib.sha256(blob).hexdigest()
         log.info("scoring %s:%s (%s, %d bytes, sha256 %s) on %s for %s", version.name, version.version, flavor.name,
                  len(blob), sha[:12], features_table, ", ".join(day_strings))
-        model_transform = _jvm_transform(version, flavor, blob, [n for n, _ in inputs], keys, cfg.score_type)
+        model_transform = _jvm_transform(version, flavor, blob, features, keys, cfg.score_type)
         if model_transform is None:
             broadcast = spark.sparkContext.broadcast(blob)
             spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
-            model_transform = score_with_model(broadcast, sha, flavor.loads, [n for n, _ in inputs], keys, cfg.score_type)
+            model_transform = score_with_model(broadcast, sha, flavor.loads, features, keys, cfg.score_type)
     else:  # e.g. a Spark ML PipelineModel: every file verified by load(), then run in the JVM
         model = registry.load(version).model
         log.info("scoring %s:%s (%s) on %s for %s", version.name, version.version, flavor.name, features_table,

@@ -190,16 +190,17 @@ def deploy_build(
 
 
 def _try_audit(conn: RemoteHost, layout: Layout, record: dict) -> None:
+    try:
+        release.append_audit(conn, layout, record)
+        return
+    except SparkMLOpsError:
+        pass
     # The failure being recorded is often a dropped session: reconnect once before giving up.
-    for attempt in (1, 2):
-        try:
-            if attempt == 2:
-                conn.reconnect()
-            release.append_audit(conn, layout, record)
-            return
-        except SparkMLOpsError:
-            continue
-    log.warning("%s: could not record the failure in the audit trail (connection lost)", conn.name)
+    try:
+        conn.reconnect()
+        release.append_audit(conn, layout, record)
+    except SparkMLOpsError:
+        log.warning("%s: could not record the failure in the audit trail (connection lost)", conn.name)
 
 
 def read_trails(settings: Settings) -> tuple[dict[str, list[dict]], dict[str, str | None]]:

@@ -115,6 +115,11 @@ def score_with_model(
     return transform
 
 
+def _as_score(column: "Any", score_type: str) -> "Any":
+    """``column`` cast to the configured score type and named ``score``."""
+    return column.cast("float" if score_type == "float" else "double").alias(SCORE_COLUMN)
+
+
 def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: str = "double") -> Callable[["DataFrame"], "DataFrame"]:
     """Curried transform for a Spark ML ``PipelineModel``: keep ``keep_columns``, add ``score``.
 
@@ -132,7 +137,7 @@ def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: 
             score = vector_to_array(F.col("probability"))[1]
         else:
             score = F.col("prediction")
-        return out.select(*keep, score.cast("float" if score_type == "float" else "double").alias(SCORE_COLUMN))
+        return out.select(*keep, _as_score(score, score_type))
 
     return transform
 
@@ -174,6 +179,6 @@ def linear_score_transform(model: Any, feature_columns: Sequence[str], keep_colu
         score = F.when(bad, F.raise_error(F.lit(f"a feature of {', '.join(feature_columns)} is NULL or NaN; "
                                                  "the model cannot score it")))
         score = score.otherwise(F.lit(1.0) / (F.lit(1.0) + F.exp(-margin)))
-        return df.select(*keep, score.cast("float" if score_type == "float" else "double").alias(SCORE_COLUMN))
+        return df.select(*keep, _as_score(score, score_type))
 
     return transform
