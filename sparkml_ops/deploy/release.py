@@ -21,6 +21,11 @@ from sparkml_ops.errors import IntegrityError, RefusedError, UsageError
 from sparkml_ops.io.ssh import RemoteHost, quote
 
 AUDIT = "audit.jsonl"
+# The smoke job's JVMs (spark-submit's launcher and the driver) live a few seconds; C2's JIT threads
+# burn about a third of their CPU on code they never run again, on edge nodes that other users share.
+# JDK_JAVA_OPTIONS is added to the java command line, so it cannot override the site's own
+# spark.driver.extraJavaOptions (Kerberos, truststores); deploy.smoke_env may override it.
+SMOKE_JVM_OPTIONS = {"JDK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def smoke_command(layout: Layout, build_id: str, deploy: DeploySettings, master:
     """The spark-submit command line of the smoke test, run from the release directory."""
     rel = layout.release(build_id)
     py = rel / "venv" / "bin" / "python"
-    env = {**deploy.smoke_env, "PYSPARK_PYTHON": str(py), "PYSPARK_DRIVER_PYTHON": str(py)}
+    env = {**SMOKE_JVM_OPTIONS, **deploy.smoke_env, "PYSPARK_PYTHON": str(py), "PYSPARK_DRIVER_PYTHON": str(py)}
     assignments = " ".join(f"{k}={quote([v])}" for k, v in sorted(env.items()))
     args = quote([deploy.spark_submit, "--master", master, *deploy.smoke_args, str(rel / "smoke.py"), build_id])
     return f"cd {quote([rel])} && env {assignments} {args}"
