@@ -3,7 +3,10 @@
 (a) reference: one process, pyarrow record batches -> predict_proba -> ParquetWriter
 (b) ours: ``run_scoring`` (Hive feature table in, Hive scores table out, registry model, local[2])
 (c) MLflow ``spark_udf`` (mlflow-skinny, env_manager="local") on the same model and data
-(d) the Spark floor: the same mapInArrow transform straight to Parquet (no Hive, checks, stats, records)
+(d) the Spark floor: the transform (b) picks (JVM expression for LogisticRegression, else mapInArrow)
+    straight to Parquet, with no Hive, checks, statistics or records
+(e) the output floor: (d)'s transform and the scores table's output columns, one static-partition
+    Hive insert, and nothing else: the least any job writing the documented output row must do
 
 for LogisticRegression and HistGradientBoostingClassifier(max_iter=100), N rows x 20 float features.
 Also: peak RSS of the whole process tree (driver JVM + Python workers) while (b) runs, for two sizes.
@@ -139,20 +142,47 @@ def reference_loop(model, files: list[str], out: Path, batch_size: int) -> float
 
 
 def spark_floor(spark, model, table: str, out_dir: Path) -> float:
-    """(d): the least Spark can do: our mapInArrow transform, Parquet out; no Hive insert, checks or stats."""
+    """(d): the least Spark can do with (b)'s transform, Parquet out; no Hive insert, checks or stats."""
     import hashlib
 
     import cloudpickle
     from pyspark.sql import functions as F
 
-    from sparkml_ops.transforms.scoring import score_with_model
+    from sparkml_ops.transforms.scoring import linear_score_transform, score_with_model
 
     blob = cloudpickle.dumps(model)
     broadcast = spark.sparkContext.broadcast(blob)
     start = time.perf_counter()
     df = spark.table(table).where(F.col("as_of_date") == DAY.isoformat())
-    scored = df.transform(score_with_model(broadcast, hashlib.sha256(blob).hexdigest(), cloudpickle.loads, FEATURES, ["customer_id"]))
+    transform = linear_score_transform(model, FEATURES, ["customer_id"]) or score_with_model(
+        broadcast, hashlib.sha256(blob).hexdigest(), cloudpickle.loads, FEATURES, ["customer_id"])
+    scored = df.transform(transform)
     scored.write.mode("overwrite").parquet(str(out_dir / "floor-out"))
+    elapsed = time.perf_counter() - start
+    broadcast.unpersist()
+    return elapsed
+
+
+def output_floor(spark, model, table: str, scores_table: str) -> float:
+    """(e): (d) plus the scores table's columns into one Hive partition; no checks, stats or records."""
+    import hashlib
+    from datetime import datetime
+
+    import cloudpickle
+    from pyspark.sql import functions as F
+
+    from sparkml_ops.io.tables import insert_partitions
+    from sparkml_ops.scoring import _output_rows
+    from sparkml_ops.transforms.scoring import linear_score_transform, score_with_model
+
+    blob = cloudpickle.dumps(model)
+    broadcast = spark.sparkContext.broadcast(blob)
+    start = time.perf_counter()
+    transform = linear_score_transform(model, FEATURES, ["customer_id"]) or score_with_model(
+        broadcast, hashlib.sha256(blob).hexdigest(), cloudpickle.loads, FEATURES, ["customer_id"])
+    scored = spark.table(table).where(F.col("as_of_date") == DAY.isoformat()).transform(transform)
+    rows = _output_rows(scored, ["customer_id"], 0.5, 1, "bench-output-floor", datetime(2026, 1, 15))
+    insert_partitions(rows, scores_table, {"score_date": DAY.isoformat(), "model_name": "bench_output_floor"})
     elapsed = time.perf_counter() - start
     broadcast.unpersist()
     return elapsed
@@ -198,11 +228,13 @@ def _run(argv: list[str] | None, work: Path) -> int:
     parser.add_argument("--batch-size", type=int, default=10_000, help="Arrow batch size for (a) and (b)")
     parser.add_argument("--memory-rows", type=int, nargs="*", default=[], help="sizes for the peak-memory comparison of (b)")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--models", nargs="+", choices=["logreg", "hgb"], default=["logreg", "hgb"])
     parser.add_argument("--knobs", action="store_true",
                         help="also time (b) for HGB with Arrow batch sizes 2k/10k/50k and float32 output, interleaved")
     args = parser.parse_args(argv)
 
     from sparkml_ops.config import load_settings
+    from sparkml_ops.io import ops_tables
     from sparkml_ops.io.spark import spark_session
     from sparkml_ops.registry import Provenance, Signature, open_registry
     from sparkml_ops.scoring import run_scoring
@@ -224,11 +256,12 @@ def _run(argv: list[str] | None, work: Path) -> int:
         table = "ml_features.bench_fs"
         print(f"# {args.rows} rows x {len(FEATURES)} features, local[2], batch {args.batch_size}, {date.today()}", flush=True)
         make_table(spark, table, args.rows)
+        scores_table = ops_tables.ensure_scores_table(spark, settings.hive.databases.scores)
         part = work / "warehouse" / "ml_features.db" / "bench_fs" / f"as_of_date={DAY.isoformat()}"
         files = sorted(str(p) for p in part.glob("part-*"))
-        for name, model in models.items():
+        for name, model in ((n, models[n]) for n in args.models):
             config = bench_config(f"bench_{name}", args.batch_size)
-            times = results.setdefault(name, {"a": [], "b": [], "c": [], "d": []})
+            times = results.setdefault(name, {"a": [], "b": [], "c": [], "d": [], "e": []})
             for _ in range(args.repeat):
                 times["a"].append(reference_loop(model, files, work / "ref.parquet", args.batch_size))
                 start = time.perf_counter()
@@ -237,15 +270,16 @@ def _run(argv: list[str] | None, work: Path) -> int:
                 if not args.skip_mlflow:
                     times["c"].append(mlflow_udf(spark, model, table, work))
                 times["d"].append(spark_floor(spark, model, table, work))
-                print(f"{name}: a={times['a'][-1]:.1f}s b={times['b'][-1]:.1f}s c={(times['c'] or [float('nan')])[-1]:.1f}s "
-                      f"d={times['d'][-1]:.1f}s", flush=True)
-        print("\n| model | (a) reference rows/s | (b) ours rows/s | (c) MLflow rows/s | (d) Spark floor rows/s | (b)/(a) | (c)/(a) | (d)/(a) |")
-        print("|---|---|---|---|---|---|---|---|")
+                times["e"].append(output_floor(spark, model, table, scores_table))
+                print(f"{name}: " + " ".join(f"{k}={v[-1]:.1f}s" for k, v in times.items() if v), flush=True)
+        print("\n| model | (a) reference rows/s | (b) ours rows/s | (c) MLflow rows/s | (d) Spark floor rows/s "
+              "| (e) output floor rows/s | (b)/(a) | (c)/(a) | (d)/(a) | (e)/(a) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name, t in results.items():
             med = {k: statistics.median(v) if v else float("nan") for k, v in t.items()}
             rate = {k: args.rows / v for k, v in med.items()}
-            print(f"| {name} | {rate['a']:,.0f} | {rate['b']:,.0f} | {rate['c']:,.0f} | {rate['d']:,.0f} | {rate['b'] / rate['a']:.2f} "
-                  f"| {rate['c'] / rate['a']:.2f} | {rate['d'] / rate['a']:.2f} |")
+            print(f"| {name} | " + " | ".join(f"{rate[k]:,.0f}" for k in "abcde") + " | "
+                  + " | ".join(f"{rate[k] / rate['a']:.2f}" for k in "bcde") + " |")
 
         if args.knobs:
             variants = [(2_000, "double"), (10_000, "double"), (50_000, "double"), (10_000, "float")]

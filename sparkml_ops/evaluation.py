@@ -58,3 +58,24 @@ def population_stability_index(expected: Sequence[float], actual: Sequence[float
     e = np.maximum(np.asarray(expected, dtype="float64"), PSI_EPSILON)
     a = np.maximum(np.asarray(actual, dtype="float64"), PSI_EPSILON)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def histogram_quantiles(counts: dict[int, int], cells: int, quantiles: Sequence[float]) -> list[float]:
+    """Quantiles of scores in [0, 1] from their counts per cell ``floor(score * cells)``.
+
+    Linear within a cell, so each value is within one cell width (``1 / cells``) of the
+    exact empirical quantile. Empty ``counts`` give an empty list.
+    """
+    total = sum(counts.values())
+    if not total:
+        return []
+    order = sorted(counts)
+    cumulative = np.cumsum([counts[c] for c in order])
+    out = []
+    for q in quantiles:
+        rank = q * total
+        i = min(int(np.searchsorted(cumulative, rank, side="left")), len(order) - 1)
+        before = cumulative[i - 1] if i else 0
+        share = (rank - before) / counts[order[i]] if counts[order[i]] else 0.0
+        out.append(float((order[i] + min(max(share, 0.0), 1.0)) / cells))
+    return out

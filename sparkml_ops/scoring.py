@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, RefusedError
-from sparkml_ops.evaluation import population_stability_index
+from sparkml_ops.evaluation import histogram_quantiles, population_stability_index
 from sparkml_ops.io import ops_tables
 from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_exists
 from sparkml_ops.modelconfig import ModelConfig
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+QUANTILE_CELLS = 2000  # score quantiles to within 0.0005: cells grouped by, not sorted
 PARTITION_COLUMN = "as_of_date"  # of feature tables
 
 
@@ -222,8 +223,11 @@ def _output_rows(scored: "DataFrame", keys: Sequence[str], threshold: float | No
     from pyspark.sql import functions as F
 
     cut = F.lit(threshold).cast("double")
+    strings = [F.col(k).cast("string") for k in keys]
+    # concat_ws copies every key; one key is used as is (coalesce keeps concat_ws's '' for NULL).
+    key = F.coalesce(strings[0], F.lit("")) if len(strings) == 1 else F.concat_ws("|", *strings)
     return (
-        scored.withColumn("entity_key", F.concat_ws("|", *[F.col(k).cast("string") for k in keys]))
+        scored.withColumn("entity_key", key)
         .withColumn("entity_key_names", F.lit("|".join(keys)))
         .withColumn("score", F.col(SCORE_COLUMN).cast("double"))
         .withColumn("decision", F.when(cut.isNull(), F.lit(None)).otherwise((F.col(SCORE_COLUMN) >= cut).cast("int")))
@@ -235,7 +239,12 @@ def _output_rows(scored: "DataFrame", keys: Sequence[str], threshold: float | No
 
 
 def _score_stats(spark, settings, model_config, version, written, day_strings, run_id, result) -> dict[str, int]:
-    """Count, mean, quantiles and PSI per score date in ONE pass over the written rows; returns rows per date."""
+    """Count, mean, quantiles and PSI per score date in ONE pass over the written rows; returns rows per date.
+
+    One hash aggregation by (date, PSI bin, quantile cell): the bins give exact PSI counts, the
+    ``QUANTILE_CELLS`` cells quantiles to within 1/QUANTILE_CELLS (scores are probabilities).
+    On 5M rows this pass took half the time of one with ``percentile_approx`` (docs/benchmarks.md).
+    """
     from pyspark.sql import functions as F
 
     cfg = model_config.scoring
@@ -244,27 +253,36 @@ def _score_stats(spark, settings, model_config, version, written, day_strings, r
     bucket = F.lit(0)
     for edge in edges:  # bin index = number of edges <= score, as in evaluation.score_baseline
         bucket = bucket + (F.col("score") >= F.lit(edge)).cast("int")
-    bins = [F.sum((bucket == F.lit(i)).cast("long")).alias(f"bin{i}") for i in range(len(edges) + 1)]
-    quantiles = F.percentile_approx("score", F.array(*[F.lit(q) for q in QUANTILES]), 1000)
-    aggregated = {r["score_date"]: r for r in written.groupBy("score_date").agg(
-        F.count(F.lit(1)).alias("n"), F.avg("score").alias("mean"), quantiles.alias("q"), *bins).collect()}
+    cell = F.least(F.greatest(F.floor(F.col("score") * QUANTILE_CELLS), F.lit(0)), F.lit(QUANTILE_CELLS - 1)).cast("int")
+    groups = written.groupBy("score_date", bucket.alias("bin"), cell.alias("cell")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum("score").alias("total")).collect()
+    per_day: dict[str, dict[str, Any]] = {d: {"n": 0, "total": 0.0, "bins": [0] * (len(edges) + 1), "cells": {}}
+                                          for d in day_strings}
+    for g in groups:
+        day = per_day[g["score_date"]]
+        day["n"] += g["n"]
+        if g["cell"] is not None:  # a NULL score is counted as a row but has no bin, cell or value
+            day["total"] += g["total"]
+            day["bins"][g["bin"]] += g["n"]
+            day["cells"][g["cell"]] = day["cells"].get(g["cell"], 0) + g["n"]
     rows, counts = [], {}
     for day in day_strings:
-        agg = aggregated.get(day)
-        count = int(agg["n"]) if agg else 0
+        agg = per_day[day]
+        count = agg["n"]
         counts[day] = count
+        valued = sum(agg["cells"].values())
         psi, status = None, "ok"
-        if baseline and count:
-            actual = [agg[f"bin{i}"] / count for i in range(len(edges) + 1)]
-            psi = population_stability_index(baseline["proportions"], actual)
+        if baseline and valued:
+            psi = population_stability_index(baseline["proportions"], [b / valued for b in agg["bins"]])
             result.psi[day] = psi
             status = "fail" if psi > cfg.psi_fail else "warn" if psi > cfg.psi_warn else "ok"
             if status != "ok":
                 log.warning("score drift for %s:%s on %s: PSI %.3f (warn > %.2f, fail > %.2f)",
                             version.name, version.version, day, psi, cfg.psi_warn, cfg.psi_fail)
+        quantiles = histogram_quantiles(agg["cells"], QUANTILE_CELLS, QUANTILES)
         rows.append({"run_id": run_id, "model_name": version.name, "model_version": version.version, "rows": count,
-                     "mean_score": agg["mean"] if agg else None,
-                     "quantiles": json.dumps({f"p{int(q * 100):02d}": v for q, v in zip(QUANTILES, agg["q"] if agg else [])}),
+                     "mean_score": agg["total"] / valued if valued else None,
+                     "quantiles": json.dumps({f"p{int(q * 100):02d}": v for q, v in zip(QUANTILES, quantiles)}),
                      "psi": psi, "psi_status": status, "computed_at": datetime.now(UTC).replace(tzinfo=None), "score_date": day})
     table = ops_tables.ensure_stats_table(spark, settings.hive.databases.ops)
     ops_tables.append_rows(spark, table, rows, (*ops_tables.STATS_COLUMNS, *ops_tables.STATS_PARTITIONS))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from sparkml_ops.evaluation import classification_metrics, population_stability_index, score_baseline
+from sparkml_ops.evaluation import (
+    classification_metrics,
+    histogram_quantiles,
+    population_stability_index,
+    score_baseline,
+)
 
 
 def test_metrics_on_a_perfectly_ranked_set():
@@ -44,3 +50,16 @@ def test_psi_of_a_known_shift():
 def test_psi_rejects_mismatched_bins():
     with pytest.raises(ValueError, match="bin counts differ: expected 2, actual 3"):
         population_stability_index([0.5, 0.5], [0.3, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("dist", ["uniform", "beta", "ties"])
+def test_histogram_quantiles_are_within_one_cell_of_the_exact_ones(dist):
+    rng = np.random.default_rng(3)
+    scores = {"uniform": rng.uniform(size=100_000), "beta": rng.beta(0.3, 8, size=100_000),
+              "ties": rng.choice([0.1, 0.42, 0.9], size=10_000, p=[0.7, 0.2, 0.1])}[dist]
+    cells = 2000
+    counts = dict(zip(*np.unique(np.minimum(np.floor(scores * cells), cells - 1).astype(int), return_counts=True)))
+    qs = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+    got = histogram_quantiles({int(k): int(v) for k, v in counts.items()}, cells, qs)
+    assert np.allclose(got, np.quantile(scores, qs), atol=1 / cells)
+    assert histogram_quantiles({}, cells, qs) == []

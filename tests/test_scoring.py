@@ -98,11 +98,18 @@ def test_rerun_replaces_exactly_that_partition_and_records_runs(spark, local_set
         ("success", 0, 200, 200, "2026-03-02", "2026-03-02", "tester"),
     ]
     stats = spark.sql(
-        f"SELECT score_date, rows, psi, psi_status, quantiles FROM {local_settings.hive.databases.ops}.score_stats "
+        f"SELECT score_date, rows, mean_score, psi, psi_status, quantiles FROM {local_settings.hive.databases.ops}.score_stats "
         f"WHERE run_id = '{second.run_id}'"
     ).collect()
     assert len(stats) == 1 and stats[0].rows == 200 and stats[0].psi < 0.1 and stats[0].psi_status == "ok"
-    assert set(json.loads(stats[0].quantiles)) == {"p01", "p05", "p25", "p50", "p75", "p95", "p99"}
+    quantiles = json.loads(stats[0].quantiles)
+    assert list(quantiles) == ["p01", "p05", "p25", "p50", "p75", "p95", "p99"]
+    scores = np.array([r.score for r in d2])
+    assert stats[0].mean_score == pytest.approx(scores.mean(), abs=1e-12)
+    # From 2000 cells per date: between the written scores around each rank, give or take one cell.
+    qs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+    low, high = np.quantile(scores, qs, method="lower") - 1 / 2000, np.quantile(scores, qs, method="higher") + 1 / 2000
+    assert all(lo <= v <= hi for lo, v, hi in zip(low, quantiles.values(), high)), (low, quantiles, high)
 
 
 def test_missing_feature_partition_fails_with_exit_3_and_writes_nothing(spark, local_settings, published):
@@ -189,3 +196,16 @@ def test_spark_ml_pipeline_model_is_scored_in_the_jvm_with_the_same_output_schem
     for r in rows:
         assert r.score == pytest.approx(expected[r.entity_key], abs=1e-12)
         assert (r.decision, r.model_version) == (int(expected[r.entity_key] >= 0.5), mv.version)
+
+
+def test_entity_key_is_the_key_itself_or_the_keys_joined_with_a_pipe(spark):
+    from datetime import datetime
+
+    from sparkml_ops.scoring import _output_rows
+
+    frame = spark.createDataFrame([("C1", 7, 0.9), (None, 8, 0.1)], "customer_id string, card int, score double")
+    one = _output_rows(frame, ["customer_id"], None, 1, "r", datetime(2026, 1, 1)).select("entity_key", "decision").collect()
+    two = _output_rows(frame, ["customer_id", "card"], 0.5, 1, "r", datetime(2026, 1, 1)).select("entity_key", "decision").collect()
+    # A NULL key part is skipped, as Hive's concat_ws does; a single NULL key becomes '' either way.
+    assert [tuple(r) for r in one] == [("C1", None), ("", None)]
+    assert [tuple(r) for r in two] == [("C1|7", 1), ("8", 0)]
