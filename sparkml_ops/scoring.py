@@ -28,6 +28,7 @@ from sparkml_ops.transforms.scoring import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -254,17 +255,10 @@ def _score_stats(spark, settings, model_config, version, written, day_strings, r
     for edge in edges:  # bin index = number of edges <= score, as in evaluation.score_baseline
         bucket = bucket + (F.col("score") >= F.lit(edge)).cast("int")
     cell = F.least(F.greatest(F.floor(F.col("score") * QUANTILE_CELLS), F.lit(0)), F.lit(QUANTILE_CELLS - 1)).cast("int")
+    # Up to ~QUANTILE_CELLS groups per date; fetched as Arrow: a 365-day backfill (~730k groups) took 0.4-1.0 s, as Rows 3.8-4.8 s.
     groups = written.groupBy("score_date", bucket.alias("bin"), cell.alias("cell")).agg(
-        F.count(F.lit(1)).alias("n"), F.sum("score").alias("total")).collect()
-    per_day: dict[str, dict[str, Any]] = {d: {"n": 0, "total": 0.0, "bins": [0] * (len(edges) + 1), "cells": {}}
-                                          for d in day_strings}
-    for g in groups:
-        day = per_day[g["score_date"]]
-        day["n"] += g["n"]
-        if g["cell"] is not None:  # a NULL score is counted as a row but has no bin, cell or value
-            day["total"] += g["total"]
-            day["bins"][g["bin"]] += g["n"]
-            day["cells"][g["cell"]] = day["cells"].get(g["cell"], 0) + g["n"]
+        F.count(F.lit(1)).alias("n"), F.sum("score").alias("total")).toArrow().to_pandas()
+    per_day = _per_day(groups, day_strings, len(edges) + 1)
     rows, counts = [], {}
     for day in day_strings:
         agg = per_day[day]
@@ -287,6 +281,19 @@ def _score_stats(spark, settings, model_config, version, written, day_strings, r
     table = ops_tables.ensure_stats_table(spark, settings.hive.databases.ops)
     ops_tables.append_rows(spark, table, rows, (*ops_tables.STATS_COLUMNS, *ops_tables.STATS_PARTITIONS))
     return counts
+
+
+def _per_day(groups: "pd.DataFrame", day_strings: Sequence[str], bins: int) -> dict[str, dict[str, Any]]:
+    """Rows, score total, PSI bin counts and quantile cell counts per date from the grouped counts."""
+    rows = groups.groupby("score_date")["n"].sum()
+    out = {d: {"n": int(rows.get(d, 0)), "total": 0.0, "bins": [0] * bins, "cells": {}} for d in day_strings}
+    # A NULL score counts as a row but has no bin, cell or value.
+    for day, part in groups.dropna(subset=["cell"]).groupby("score_date"):
+        out[day]["total"] = float(part["total"].sum())
+        for b, n in part.groupby("bin")["n"].sum().items():
+            out[day]["bins"][int(b)] = int(n)
+        out[day]["cells"] = {int(c): int(n) for c, n in part.groupby("cell")["n"].sum().items()}
+    return out
 
 
 def _raise_on_drift(cfg, version, run_id, result) -> None:
