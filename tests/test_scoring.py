@@ -209,3 +209,26 @@ def test_entity_key_is_the_key_itself_or_the_keys_joined_with_a_pipe(spark):
     # A NULL key part is skipped, as Hive's concat_ws does; a single NULL key becomes '' either way.
     assert [tuple(r) for r in one] == [("C1", None), ("", None)]
     assert [tuple(r) for r in two] == [("C1|7", 1), ("8", 0)]
+
+
+def test_scores_outside_zero_one_get_quantiles_of_their_own_range(spark, local_settings, published):
+    """A model without predict_proba (a regressor) scores with predict: quantiles must not be clipped to [0, 1]."""
+    from sklearn.linear_model import LinearRegression
+
+    _, X, _ = published
+    model = LinearRegression().fit(X, 10 * X[:, 0] + 3)  # scores roughly -27 .. 33
+    mv = open_registry(local_settings).publish(
+        "t_regressor", model, flavor="sklearn", provenance=PROV,
+        signature=Signature(inputs=[("f1", "double"), ("f2", "double")], outputs=[("score", "double")]),
+        lineage={"feature_set": FS, "entity_keys": ["customer_id"]})
+    config = _config().model_copy(update={"name": "t_regressor"})
+    result = run_scoring(spark, local_settings, config, f"t_regressor:{mv.version}", [D1], PROV)
+    scores = np.array([r.score for r in spark.sql(
+        f"SELECT score FROM {local_settings.hive.databases.scores}.scores WHERE model_name = 't_regressor'").collect()])
+    assert len(scores) == 200 and scores.min() < -5 and scores.max() > 5
+    stats = spark.sql(f"SELECT quantiles FROM {local_settings.hive.databases.ops}.score_stats "
+                      f"WHERE run_id = '{result.run_id}'").collect()
+    got = list(json.loads(stats[0].quantiles).values())
+    qs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+    low, high = np.quantile(scores, qs, method="lower"), np.quantile(scores, qs, method="higher")
+    assert all(lo - 1e-9 <= v <= hi + 1e-9 for lo, v, hi in zip(low, got, high)), (low, got, high)
