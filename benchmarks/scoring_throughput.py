@@ -141,8 +141,9 @@ def reference_loop(model, files: list[str], out: Path, batch_size: int) -> float
     return time.perf_counter() - start
 
 
-def spark_floor(spark, model, table: str, out_dir: Path) -> float:
-    """(d): the least Spark can do with (b)'s transform, Parquet out; no Hive insert, checks or stats."""
+def timed_floor(spark, model, table: str, write) -> float:
+    """Seconds of (b)'s transform (JVM expression for LogisticRegression, else mapInArrow) on ``table``,
+    with the scored frame handed to ``write``; nothing else of the job runs."""
     import hashlib
 
     import cloudpickle
@@ -153,39 +154,31 @@ def spark_floor(spark, model, table: str, out_dir: Path) -> float:
     blob = cloudpickle.dumps(model)
     broadcast = spark.sparkContext.broadcast(blob)
     start = time.perf_counter()
-    df = spark.table(table).where(F.col("as_of_date") == DAY.isoformat())
     transform = linear_score_transform(model, FEATURES, ["customer_id"]) or score_with_model(
         broadcast, hashlib.sha256(blob).hexdigest(), cloudpickle.loads, FEATURES, ["customer_id"])
-    scored = df.transform(transform)
-    scored.write.mode("overwrite").parquet(str(out_dir / "floor-out"))
+    write(spark.table(table).where(F.col("as_of_date") == DAY.isoformat()).transform(transform))
     elapsed = time.perf_counter() - start
     broadcast.unpersist()
     return elapsed
+
+
+def spark_floor(spark, model, table: str, out_dir: Path) -> float:
+    """(d): the least Spark can do with (b)'s transform, Parquet out; no Hive insert, checks or stats."""
+    return timed_floor(spark, model, table, lambda scored: scored.write.mode("overwrite").parquet(str(out_dir / "floor-out")))
 
 
 def output_floor(spark, model, table: str, scores_table: str) -> float:
     """(e): (d) plus the scores table's columns into one Hive partition; no checks, stats or records."""
-    import hashlib
     from datetime import datetime
-
-    import cloudpickle
-    from pyspark.sql import functions as F
 
     from sparkml_ops.io.tables import insert_partitions
     from sparkml_ops.scoring import _output_rows
-    from sparkml_ops.transforms.scoring import linear_score_transform, score_with_model
 
-    blob = cloudpickle.dumps(model)
-    broadcast = spark.sparkContext.broadcast(blob)
-    start = time.perf_counter()
-    transform = linear_score_transform(model, FEATURES, ["customer_id"]) or score_with_model(
-        broadcast, hashlib.sha256(blob).hexdigest(), cloudpickle.loads, FEATURES, ["customer_id"])
-    scored = spark.table(table).where(F.col("as_of_date") == DAY.isoformat()).transform(transform)
-    rows = _output_rows(scored, ["customer_id"], 0.5, 1, "bench-output-floor", datetime(2026, 1, 15))
-    insert_partitions(rows, scores_table, {"score_date": DAY.isoformat(), "model_name": "bench_output_floor"})
-    elapsed = time.perf_counter() - start
-    broadcast.unpersist()
-    return elapsed
+    def write(scored) -> None:
+        rows = _output_rows(scored, ["customer_id"], 0.5, 1, "bench-output-floor", datetime(2026, 1, 15))
+        insert_partitions(rows, scores_table, {"score_date": DAY.isoformat(), "model_name": "bench_output_floor"})
+
+    return timed_floor(spark, model, table, write)
 
 
 def mlflow_udf(spark, model, table: str, out_dir: Path) -> float:
