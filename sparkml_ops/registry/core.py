@@ -27,6 +27,7 @@ from typing import Any
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import (
     ConflictError,
+    DataValidationError,
     IntegrityError,
     ModelNotFoundError,
     NotFoundError,
@@ -73,6 +74,22 @@ class ModelVersion:
     def created_at(self) -> str:
         """Creation time (UTC ISO-8601) from the manifest."""
         return self.manifest["created_at"]
+
+    @property
+    def signature(self) -> Signature:
+        """The model's input and output columns from its manifest (empty when it recorded none)."""
+        return Signature.from_dict(self.manifest.get("signature"))
+
+    def input_columns(self) -> list[tuple[str, str]]:
+        """The model's input columns and Spark types, in training order.
+
+        Raises:
+            DataValidationError: the manifest records no inputs, so the model cannot be fed from a table.
+        """
+        inputs = list(self.signature.inputs)
+        if not inputs:
+            raise DataValidationError(f"model {self.name}:{self.version} has no input signature in its manifest")
+        return inputs
 
 
 @dataclass(frozen=True)

@@ -91,12 +91,16 @@ class Signature:
         return cls(inputs=cols(inputs), outputs=cols(outputs))
 
     @classmethod
-    def from_dict(cls, data: dict) -> Signature:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            inputs=[(c["name"], c["type"]) for c in data.get("inputs", [])],
-            outputs=[(c["name"], c["type"]) for c in data.get("outputs", [])],
-        )
+    def from_dict(cls, data: dict | None) -> Signature:
+        """Inverse of :meth:`to_dict`: the one parser of a manifest's ``signature`` (``None`` gives an empty one).
+
+        Columns are ``{"name", "type"}`` objects as written by :meth:`to_dict`, or ``[name, type]`` pairs.
+        """
+        def cols(items) -> list[tuple[str, str]]:
+            return [(c["name"], c["type"]) if isinstance(c, dict) else (c[0], c[1]) for c in items or []]
+
+        data = data or {}
+        return cls(inputs=cols(data.get("inputs")), outputs=cols(data.get("outputs")))
 
 
 @dataclass(frozen=True)
