@@ -136,6 +136,12 @@ class Staging:
         self.path = path  # relative to the registry root
         self.committed: ModelVersion | None = None
         self._registry = registry
+        self._open = True  # until committed or until the stage() block ends
+
+    def _check_open(self) -> None:
+        if not self._open:
+            done = f"committed as {self.committed.ref}" if self.committed else "discarded"
+            raise ValueError(f"staging {self.path} is already {done}; open a new one with stage()")
 
     def write(self, path: str, data: bytes | Iterable[bytes]) -> dict:
         """Write one file of the version, hashing it on the way.
@@ -148,8 +154,9 @@ class Staging:
             Its manifest entry: ``{"path", "size", "sha256"}``.
 
         Raises:
-            ValueError: ``path`` is not a safe relative path, or is the manifest's own name.
+            ValueError: ``path`` is not a safe relative path, or is the manifest's own name; or the staging is closed.
         """
+        self._check_open()
         if safe_relpath(path) == mf.MANIFEST:
             raise ValueError(f"{mf.MANIFEST} is written by commit(), not staged")
         target, storage = join(self.path, path), self._registry.storage
@@ -175,7 +182,9 @@ class Staging:
         Raises:
             IntegrityError: the staged files differ from ``body['files']``; nothing was published.
             ConflictError: no version number could be claimed after many attempts.
+            ValueError: the staging is already committed or discarded.
         """
+        self._check_open()
         reg = self._registry
         self._check_staged(body["files"])
         reg.storage.makedirs(self.name)
@@ -189,6 +198,7 @@ class Staging:
             except PathExistsError:
                 continue  # another publisher claimed this number first: take the next one
             self.committed = mv = ModelVersion(self.name, version, manifest)
+            self._open = False
             try:
                 reg._record(self.name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
             except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
@@ -296,6 +306,7 @@ class ModelRegistry:
             yield staging
         finally:
             if staging.committed is None:
+                staging._open = False
                 self._discard(staging.path)
 
     def _discard(self, staging: str) -> None:

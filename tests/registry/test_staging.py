@@ -53,3 +53,15 @@ def test_commit_refuses_staged_files_that_differ_from_the_body(registry, prov):
             entry = staging.write("model/a.bin", b"abc")
             staging.commit({"files": [entry, {**entry, "path": "model/b.bin"}]}, prov)
     assert registry.list_models() == [] and registry.storage.list("_staging") == []
+
+
+def test_a_committed_or_discarded_staging_takes_no_more_files(registry, prov):
+    with registry.stage("fraud") as staging:
+        staging.commit({"files": [staging.write("model/a.bin", b"abc")]}, prov)
+        with pytest.raises(ValueError, match=r"is already committed as fraud:1; open a new one with stage\(\)"):
+            staging.write("model/b.bin", b"late")
+    with registry.stage("fraud") as staging:
+        pass
+    with pytest.raises(ValueError, match="is already discarded"):
+        staging.commit({"files": []}, prov)
+    assert registry.version_numbers("fraud") == [1] and registry.storage.list("_staging") == []
