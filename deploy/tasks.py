@@ -93,14 +93,15 @@ def deploy(c, env, build=None, conf_dir=None, set_=None, log_format=None):
       iterable=["approver", "set_"])
 def promote(c, build, to="prod", change=None, approver=None, emergency=None, conf_dir=None, set_=None, log_format=None):
     """Deploy to prod exactly the bytes that passed test, once soak, approvals and change id check out."""
+    from sparkml_ops.deploy.service import DeployRequest
     from sparkml_ops.deploy.service import promote as run_promote
 
     def body() -> int:
         target = _settings(to, conf_dir, set_, log_format)
         gate = target.deploy.promotion
         source = _other_settings(gate.from_env if gate else "test", conf_dir, set_)
-        _print_report(run_promote(target, source, _builds_dir(target), build, user=getpass.getuser(), change_id=change,
-                                  approvers=approver or (), emergency_reason=emergency))
+        request = DeployRequest(getpass.getuser(), change, tuple(approver or ()), emergency)
+        _print_report(run_promote(target, source, _builds_dir(target), build, request))
         return 0
 
     _finish(body)
@@ -111,11 +112,13 @@ def promote(c, build, to="prod", change=None, approver=None, emergency=None, con
 def promote_model(c, model, from_="test", to="prod", conf_dir=None, set_=None, log_format=None):
     """Carry a registry version across clusters: export on a source edge node, stream over SSH, import on the target."""
     from sparkml_ops.deploy.service import promote_model as run_promote_model
+    from sparkml_ops.identifiers import parse_version_ref
 
     def body() -> int:
         target = _settings(to, conf_dir, set_, log_format)
+        ref = parse_version_ref(model)  # refused here, before any host is contacted
         source = _other_settings(from_, conf_dir, set_)
-        _print_report(run_promote_model(source, target, model, user=getpass.getuser()))
+        _print_report(run_promote_model(source, target, ref, user=getpass.getuser()))
         return 0
 
     _finish(body)
