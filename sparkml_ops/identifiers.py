@@ -118,9 +118,11 @@ def parse_version_ref(ref: str) -> ModelRef:
     Raises:
         UsageError: not a valid ``NAME:VERSION`` (the same rules the registry applies).
     """
-    parsed = parse_ref(ref)
-    if parsed.version is None:
-        raise UsageError(f"model reference {ref!r} is invalid here: use NAME:VERSION, e.g. {parsed.name}:3.")
+    # A bare name or an alias is refused with the one form that is valid here (parse_ref would suggest an alias).
+    parsed = parse_ref(ref) if isinstance(ref, str) and (":" in ref or "@" in ref) else None
+    if parsed is None or parsed.version is None:
+        example = parsed.name if parsed else (ref if is_name(ref) else "fraud")
+        raise UsageError(f"model reference {ref!r} is invalid: use NAME:VERSION, e.g. {example}:3.")
     return parsed
 
 

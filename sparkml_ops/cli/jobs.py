@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sparkml_ops.cli._output import print_json, print_table
+from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import add_date_options, dates_from_args, parse_iso_date, provenance_from_environment
 from sparkml_ops.errors import UsageError

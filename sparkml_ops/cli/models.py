@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sparkml_ops.cli._output import print_json, print_table
+from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import provenance_from_environment
 from sparkml_ops.identifiers import parse_ref
