@@ -1,4 +1,4 @@
-"""Every identifier rule of sparkml-ops, in one place: model and alias names, references, Hive names, run ids.
+"""Every identifier rule of sparkml-ops, in one place: model and alias names, references, Hive, env and Python names, run ids.
 
 Strings from the command line, config files and manifests are parsed here once, at the edge;
 the rest of the package passes the typed results (:class:`ModelRef`) or the checked strings on.
@@ -28,6 +28,10 @@ TABLE_NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,127}\.)?[A-Za-z_][A-Za-z0
 
 # Environment names: the stem of conf/<env>.yaml.
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+# Python code named in config files: a class by dotted path, a user function as module:function.
+CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+FUNCTION_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def is_name(value: object) -> bool:
@@ -75,6 +79,16 @@ def qualified(database: str, table: str) -> str:
 def is_env_name(value: object) -> bool:
     """True when ``value`` can name an environment (``conf/<env>.yaml``)."""
     return isinstance(value, str) and ENV_NAME_RE.fullmatch(value) is not None
+
+
+def is_class_path(value: object) -> bool:
+    """True when ``value`` is a dotted class path such as ``sklearn.linear_model.LogisticRegression``."""
+    return isinstance(value, str) and CLASS_PATH_RE.fullmatch(value) is not None
+
+
+def is_function_ref(value: object) -> bool:
+    """True when ``value`` names a function as ``module:function`` (the module may be dotted)."""
+    return isinstance(value, str) and FUNCTION_REF_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
