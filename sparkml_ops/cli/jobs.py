@@ -34,11 +34,12 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     start, end = parse_iso_date(args.date_from, "--from"), parse_iso_date(args.date_to, "--to")
     if end < start:
         raise UsageError(f"--to {end} is before --from {start}.")
-    from sparkml_ops.training import run_training  # imports sklearn and the feature layer: only when training
+    from sparkml_ops.training import TrainingWindow, run_training  # imports sklearn and the feature layer: only when training
 
     config = load_model_config(settings.conf_dir, args.model)
     with spark_session(settings, app_name=f"sparkml-ops-train-{config.name}") as spark:
-        result = run_training(spark, settings, config, start, end, provenance_from_environment(), dry_run=args.dry_run)
+        result = run_training(spark, settings, config, TrainingWindow(start, end), provenance_from_environment(),
+                              dry_run=args.dry_run)
     summary = {"run_id": result.run_id, "model": result.model_name, "version": result.version, "dry_run": result.dry_run,
                "metrics": result.metrics, "champion": result.gate.champion, "challenger": result.gate.challenger,
                "gate_reasons": result.gate.reasons}
