@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sparkml_ops.config import Settings
 from sparkml_ops.demo import generate_demo_data
 from sparkml_ops.features import build_features, load_feature_spec
+from sparkml_ops.identifiers import ModelRef
 from sparkml_ops.io.hive import ensure_databases
 from sparkml_ops.io.spark import spark_session
 from sparkml_ops.modelconfig import load_model_config
@@ -49,7 +50,7 @@ class QuickstartReport:
     steps: list[tuple[str, str]] = field(default_factory=list)
     sample_columns: list[str] = field(default_factory=list)
     sample_rows: list[list] = field(default_factory=list)
-    model_ref: str = ""
+    model_ref: ModelRef | None = None
 
 
 def run_quickstart(settings: Settings, provenance: Provenance, options: QuickstartOptions = QuickstartOptions()) -> QuickstartReport:
@@ -72,7 +73,7 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
     trained = run_training(spark, settings, config, TrainingWindow(first + timedelta(days=WARMUP_DAYS), last), provenance)
     built = build_features(spark, settings, spec, [today])
     # Score with the champion; on a first run whose gate failed, with the version just trained.
-    ref = f"{MODEL}@champion" if _has_champion(settings) else f"{MODEL}:{trained.version}"
+    ref = ModelRef(MODEL, alias="champion") if _has_champion(settings) else ModelRef(MODEL, version=trained.version)
     scored = run_scoring(spark, settings, config, ref, [today], provenance)
     auc = trained.metrics.get("roc_auc", float("nan"))
     steps = [
@@ -111,7 +112,7 @@ def _has_champion(settings: Settings) -> bool:
     from sparkml_ops.registry import open_registry
 
     try:
-        open_registry(settings).resolve(f"{MODEL}@champion")
+        open_registry(settings).resolve(ModelRef(MODEL, alias="champion"))
         return True
     except ModelNotFoundError:
         return False
