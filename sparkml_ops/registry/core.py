@@ -241,7 +241,7 @@ class ModelRegistry:
 
     def publish(
         self, name: str, model: Any, *, flavor: str, provenance: Provenance,
-        # More than six parameters on purpose: the manifest's descriptive fields, one optional keyword-only
+        # params: more than six on purpose: the manifest's descriptive fields, one optional keyword-only
         # argument each, named as in manifest.json, so a call reads like the manifest it writes.
         signature: Signature | None = None,
         params: dict | None = None, metrics: dict | None = None, lineage: dict | None = None,
