@@ -335,7 +335,7 @@ def _rules_transform(version: ModelVersion, model: RulesModel, source: FeatureSo
             f"expression: {model.sql()}",
             hint="Score with the version whose feature set matches the table, or fix the rule and train a new version.",
         ) from exc
-    log.info("scoring %s:%s (rules) in the JVM as a SQL expression (no Python workers)", version.name, version.version)
+    log.info("scoring %s:%s (sql_rules) in the JVM as a SQL expression (no Python workers)", version.name, version.version)
     return transform
 
 

@@ -230,7 +230,7 @@ def time_split(config: ModelConfig, data: TrainingSet) -> TimeSplit:
     label, first_val = data.label, data.first_validation
     split = F.when(F.to_date(F.col(data.spec.event_time)) >= F.lit(first_val.isoformat()).cast("date"), "validation").otherwise("train")
     label_type = "int" if config.task == "binary" else "double"
-    ordered = data.frame.orderBy(*data.spec.entity_keys, data.spec.event_time)
+    ordered = data.frame.orderBy(*data.spec.entity_keys, data.spec.event_time, label)
     # Bounded by training.max_rows: sklearn trains on one machine.
     pdf = ordered.select(*data.names, F.col(label).cast(label_type).alias(label), split.alias("_split")).toPandas()
     train = pdf[pdf["_split"] == "train"]
@@ -256,7 +256,7 @@ def fit(config: ModelConfig, data: TrainingSet, split: TimeSplit) -> Any:
     estimator = build_estimator(config)
     log.info("training %s on %d rows (%d validation), %d features", config.name, len(split.train), len(split.valid),
              len(data.names))
-    if is_spark_model(estimator):
+    if type(estimator).__module__.startswith("pyspark.ml"):  # a Spark ML Estimator (or Pipeline), not yet fitted
         return fit_in_spark(data, split, estimator)
     estimator.fit(split.train[data.names], split.train[data.label])
     return estimator
@@ -364,7 +364,7 @@ def publish(registry: ModelRegistry, config: ModelConfig, data: TrainingSet, can
 def model_flavor(config: ModelConfig, model: Any) -> tuple[str, dict[str, Any]]:
     """The registry flavor a trained model is stored with, and the params its manifest records."""
     if isinstance(model, RulesModel):
-        return "rules", {"rules": params_of(model)}
+        return "sql_rules", {"rules": params_of(model)}
     if is_spark_model(model):
         return "sparkml", {"estimator": config.estimator.class_path or config.estimator.factory,
                            **{k: _jsonable(v) for k, v in config.estimator.params.items()}}

@@ -30,9 +30,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _new_model(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkml_ops.entrypoint import provenance_from_environment
     from sparkml_ops.lifecycle.scaffold import NewModel, new_model
 
-    done = new_model(settings, NewModel(args.name, args.template, args.feature_set, args.estimator_module))
+    owner = provenance_from_environment().user
+    done = new_model(settings, NewModel(args.name, args.template, args.feature_set, args.estimator_module, owner))
     if args.json:
         print_json({"model": args.name, "template": args.template, "root": str(done.root),
                     "files": [str(f) for f in done.files], "next": list(done.next_steps)})

@@ -29,12 +29,13 @@ def write_new_files(files: Mapping[Path, str]) -> list[Path]:
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("x", encoding="utf-8") as fh:
+            try:
+                handle = path.open("x", encoding="utf-8")
+            except FileExistsError as exc:
+                raise PathExistsError(f"{path} appeared while new files were written; nothing was kept.") from exc
+            with handle:
                 written.append(path)
-                fh.write(text)
-    except FileExistsError as exc:
-        _remove(written)
-        raise PathExistsError(f"{exc.filename} appeared while new files were written; nothing was kept.") from exc
+                handle.write(text)
     except PermissionError as exc:
         _remove(written)
         raise PermissionDeniedError(f"cannot write {exc.filename}: {exc.strerror}; nothing was kept.") from exc

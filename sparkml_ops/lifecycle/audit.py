@@ -63,7 +63,8 @@ def read_audit_copy(settings: Settings) -> AuditCopy:
     if base is None:
         return AuditCopy(env, None, problem=f"cannot read {deploy.hdfs_dir} of environment {env} without SSH: set "
                                             "deploy.hdfs_read_uri (webhdfs://namenode:9870), the registry is not on HDFS")
-    root = base.rstrip("/") + "/" + deploy.hdfs_dir.strip("/")
+    parts = urlsplit(base)
+    root = f"{parts.scheme}://{parts.netloc}/{deploy.hdfs_dir.strip('/')}"
     storage = open_storage(RegistrySettings(uri=root, auth=settings.registry.auth, timeout_s=settings.registry.timeout_s))
     where = f"{root}/{AUDIT_DIR}/{env}.jsonl"
     try:

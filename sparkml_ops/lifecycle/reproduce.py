@@ -219,9 +219,9 @@ def prepare_scratch(settings: Settings, recorded: Recorded, request: ReproduceRe
 
     Without a record (an older version) the repository's spec and config are used, as they are today.
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     version = recorded.version
-    directory = (request.out_dir or settings.state_dir / "reproduce") / f"{version.name}-{version.version}-{stamp}"
+    unique = new_run_id(f"{version.name}-{version.version}")  # <name>-<version>-<UTC time>-<random>
+    directory = (request.out_dir or settings.state_dir / "reproduce") / unique
     registry = settings.registry.model_copy(update={"uri": (directory / "registry").as_uri()})
     if recorded.record is None:
         write_new_files({directory / "README": "retrained from the repository's spec and config: no record\n"})
@@ -251,7 +251,7 @@ def repository_changes(settings: Settings, record: dict[str, Any], name: str) ->
         config = load_model_config(settings.conf_dir, name)
         spec = load_feature_spec(config.feature_set, settings)
     except (ConfigError, NotFoundError) as exc:  # deleted or broken since: that is a change too
-        return [f"the model config or feature spec of {name} no longer loads: {exc.message}"], []
+        return [f"the model config or feature spec of {name} no longer loads: {exc.message.rstrip('.')}"], []
     training_keys, other_keys = config_changes(record["model_config"]["as_used"], config)
     changed = spec_changes(record["feature_spec"], spec_files(spec)) + training_keys
     return changed + module_changes(name, record["model_config"], config_files(config)), other_keys

@@ -9,7 +9,6 @@ anything is written, so ``sparkml-ops quickstart --model NAME`` runs without one
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -48,12 +47,13 @@ ESTIMATORS = {
 
 @dataclass(frozen=True)
 class NewModel:
-    """What ``new-model`` was asked for: the name, the template, an existing feature set to reuse, a module."""
+    """What ``new-model`` was asked for: the name, the template, an existing feature set to reuse, a module, the owner."""
 
     name: str
     template: str = "binary"
     feature_set: str | None = None
     estimator_module: bool = False
+    owner: str = "unknown"  # who runs new-model: the config's `owner` tag
 
 
 @dataclass(frozen=True)
@@ -116,12 +116,8 @@ def plan_files(settings: Settings, request: NewModel, spec: FeatureSpec | None, 
 def _values(settings: Settings, request: NewModel, spec: FeatureSpec | None) -> dict[str, str]:
     """The template variables of one request."""
     now = datetime.now(UTC)
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        user = "unknown"
     return {
-        "name": request.name, "template": request.template, "today": now.date().isoformat(), "user": user,
+        "name": request.name, "template": request.template, "today": now.date().isoformat(), "user": request.owner,
         "year": str(now.year), "month": str(now.month), "day": str(now.day),
         "feature_set": spec.name if spec else request.name,
         "release": f"{settings.deploy.base_dir.rstrip('/')}/current", "env": SCHEDULE_ENV,
@@ -130,9 +126,9 @@ def _values(settings: Settings, request: NewModel, spec: FeatureSpec | None) -> 
 
 def _model_config(request: NewModel, spec: FeatureSpec | None, values: dict[str, str]) -> str:
     """The model config: the common header, then the template's own part."""
-    reused = f"{spec.path}" if spec else f"conf/features/{request.name}.yaml (generated with this file)"
+    reused = f"the existing spec {spec.path.name}" if spec else f"conf/features/{request.name}.yaml, generated with this file"
     header = _render("model_header.yaml.tmpl", {
-        **values, "feature_set_comment": f"  # {reused}",
+        **values, "feature_set_comment": reused,
         "description": f"{request.template} model {request.name} (describe what the score means and for whom)"})
     body = dict(values, estimator=_estimator_block(request))
     if request.template == "rules":
@@ -145,15 +141,13 @@ def _estimator_block(request: NewModel) -> str:
     if request.template not in ESTIMATORS:
         return ""
     if request.estimator_module:
-        return (f"  factory: {request.name}_estimator:build   # conf/models/{request.name}_estimator.py returns the estimator\n"
-                "  params:                          # passed to build() as keyword arguments\n"
-                "    max_iter: 100\n    learning_rate: 0.1\n"
-                "    random_state: 42               # seeded: `models reproduce` rebuilds it bit for bit")
-    class_path, what = ESTIMATORS[request.template]
-    return (f"  class: {class_path}   # {what}\n"
-            "  params:                          # passed to the class as keyword arguments\n"
-            "    max_iter: 100\n    learning_rate: 0.1\n"
-            "    random_state: 42               # seeded: `models reproduce` rebuilds it bit for bit")
+        head = (f"  factory: {request.name}_estimator:build  # conf/models/{request.name}_estimator.py returns the estimator\n"
+                "  params:  # passed to build() as keyword arguments\n")
+    else:
+        class_path, what = ESTIMATORS[request.template]
+        head = f"  class: {class_path}  # {what}\n  params:  # passed to the class as keyword arguments\n"
+    return (head + "    max_iter: 100  # boosting rounds\n    learning_rate: 0.1  # shrinkage per round\n"
+            "    random_state: 42  # seeded: `models reproduce` rebuilds it bit for bit")
 
 
 def _rules_block(spec: FeatureSpec | None) -> dict[str, str]:
@@ -170,7 +164,7 @@ def _rules_block(spec: FeatureSpec | None) -> dict[str, str]:
             f"      {'+ ' if i else '  '}0.5 * CAST(coalesce({n}, 0) > {{{n}_high}} AS DOUBLE)"
             for i, n in enumerate(numeric)) + ")")
         thresholds = {f"{n}_high": ("0", f"a high {n}: set it from its distribution") for n in numeric}
-    lines = "\n".join(f"    {k}: {v}{' ' * max(1, 28 - len(k) - len(v))}# {why}" for k, (v, why) in thresholds.items())
+    lines = "\n".join(f"    {k}: {v}  # {why}" for k, (v, why) in thresholds.items())
     return {"expression": expression, "thresholds": lines}
 
 

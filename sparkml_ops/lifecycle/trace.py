@@ -25,7 +25,7 @@ from sparkml_ops.lifecycle.audit import AuditCopy, current_at, deployment_before
 from sparkml_ops.registry import ModelRegistry, ModelVersion, open_registry
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 SCORE_FIELDS = ("entity_key", "entity_key_names", "score", "decision", "threshold", "model_version", "run_id",
                 "scored_at", "score_date", "model_name")
@@ -115,7 +115,7 @@ def scored_row(spark: "SparkSession", settings: Settings, query: TraceQuery) -> 
         rows = rows.where((F.col("model_name") == query.model) & (F.col("score_date") == query.day.isoformat()))
     if query.run_id is not None:
         rows = rows.where(F.col("run_id") == query.run_id)
-    found = rows.select(*SCORE_FIELDS).orderBy(F.col("scored_at").desc()).limit(1).collect()
+    found = rows.orderBy(F.col("scored_at").desc()).select(*SCORE_FIELDS).transform(utc_strings).limit(1).collect()
     if not found:
         what = (f"model {query.model} on {query.day}" if query.model else f"run {query.run_id}")
         return Found(gaps=(f"no score of entity {query.entity!r} for {what} in {table} (never scored, or the "
@@ -130,10 +130,20 @@ def run_record(spark: "SparkSession", settings: Settings, run_id: str | None, wh
     if run_id is None:
         return Found()
     table = f"{settings.hive.databases.ops}.{RUNS_TABLE}"
-    rows = spark.table(table).where(F.col("run_id") == run_id).limit(1).collect() if table_exists(spark, table) else []
+    exists = table_exists(spark, table)
+    rows = spark.table(table).where(F.col("run_id") == run_id).transform(utc_strings).limit(1).collect() if exists else []
     if not rows:
         return Found(gaps=(f"no run record of {f'the {what} run' if what else 'run'} {run_id} in {table}",))
     return Found(rows[0].asDict())
+
+
+def utc_strings(frame: "DataFrame") -> "DataFrame":
+    """Timestamps as ISO strings in UTC: collected as datetimes they would be in the driver's local time zone."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampType
+
+    return frame.select(*[F.date_format(f.name, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'").alias(f.name)
+                          if isinstance(f.dataType, TimestampType) else F.col(f.name) for f in frame.schema.fields])
 
 
 def model_at_run(registry: ModelRegistry, score: dict | None, run: dict | None) -> Found:

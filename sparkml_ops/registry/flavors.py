@@ -1,7 +1,7 @@
 """How model objects become files and back: the flavor plug-in registry.
 
 Built in: ``sklearn`` (joblib), ``pyfunc`` (any object with ``predict(pandas.DataFrame)``,
-cloudpickled), ``sparkml`` (a Spark ML ``PipelineModel``, Spark's own writer) and ``rules`` (a SQL
+cloudpickled), ``sparkml`` (a Spark ML ``PipelineModel``, Spark's own writer) and ``sql_rules`` (a SQL
 expression with named thresholds, :class:`~sparkml_ops.transforms.rules.RulesModel`, as JSON). A new
 flavor is a :class:`Flavor` subclass passed to :func:`register_flavor`, or published by a
 package under the ``sparkml_ops.flavors`` entry-point group; the registry core never changes.
@@ -146,13 +146,13 @@ class SparkMLFlavor(DirectoryFlavor):
 class RulesFlavor(BytesFlavor):
     """A rules model (SQL over feature columns, named thresholds), stored as JSON; nothing is unpickled."""
 
-    name = "rules"
+    name = "sql_rules"
     packages = ("pyspark",)
     file_name = "rules.json"
 
     def check(self, model: Any) -> None:
         if not isinstance(model, RulesModel):
-            raise TypeError(f"flavor 'rules' needs a sparkml_ops.transforms.rules.RulesModel, got {type(model).__name__}")
+            raise TypeError(f"flavor 'sql_rules' needs a sparkml_ops.transforms.rules.RulesModel, got {type(model).__name__}")
 
     def describe(self, model: Any) -> dict[str, Any]:
         return {**super().describe(model), **params_of(model)}

@@ -1,7 +1,7 @@
 """A rules model: one Spark SQL expression over feature columns, with named thresholds, evaluated in the JVM.
 
 A team's first model can be a rule (``sql before ML``): a heuristic score written by the people who
-know the business, registered (flavor ``rules``), gated and scored like any other model. Thresholds
+know the business, registered (flavor ``sql_rules``), gated and scored like any other model. Thresholds
 are named numbers, written ``{name}`` in the expression, so they are reviewed, recorded in the
 manifest and tuned without touching the SQL::
 
