@@ -75,7 +75,7 @@ def test_a_changed_source_partition_is_named_and_force_retrains_and_marks_the_re
     settings, ref, scratch = trained
     table = f"{settings.hive.databases.raw}.card_transactions"
     rows = spark.table(table).where(f"ds = '{CHANGED_DAY}'").drop("ds").toPandas()
-    insert_partitions(spark.createDataFrame(rows), table, {"ds": CHANGED_DAY})  # the same rows, rewritten
+    insert_partitions(spark.createDataFrame(rows).coalesce(1), table, {"ds": CHANGED_DAY})  # the same rows, rewritten
     with pytest.raises(InputsChangedError) as err:
         reproduce(spark, settings, ReproduceRequest(ref, out_dir=scratch), PROV)
     assert (f"{table} partition ds={CHANGED_DAY} changed since training: rows {len(rows)} -> {len(rows)}, files 1 -> 1"
