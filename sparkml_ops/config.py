@@ -140,6 +140,9 @@ class DeploySettings(Frozen):
     bastion: SshHost | None = None
     base_dir: str = "/opt/sparkml-ops"
     hdfs_dir: str | None = None
+    # Where `trace` and `status` read hdfs_dir from without SSH: webhdfs://namenode:9870 (default: the
+    # registry's NameNode when registry.uri is WebHDFS; the registry's auth is used), or file:// for a mount.
+    hdfs_read_uri: str | None = Field(default=None, pattern=r"^(file|webhdfs|swebhdfs)://[^/]*/?$")
     connect_timeout_s: float = Field(default=15.0, gt=0)
     keep_releases: int = Field(default=5, ge=2)
     ssh_config: str | None = None

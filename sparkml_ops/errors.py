@@ -16,6 +16,8 @@ EXIT_INTEGRITY = 5
 EXIT_REMOTE = 6
 EXIT_REFUSED = 7
 EXIT_CONFLICT = 8
+EXIT_INPUTS_CHANGED = 9
+EXIT_NOT_REPRODUCED = 10
 EXIT_INTERRUPTED = 130
 
 
@@ -97,6 +99,18 @@ class ConflictError(SparkMLOpsError):
     """A concurrent writer or an existing object prevents the operation; retrying may succeed."""
 
     exit_code = EXIT_CONFLICT
+
+
+class InputsChangedError(SparkMLOpsError):
+    """What a model version was trained from changed since (spec, config, source partitions): not reproduced."""
+
+    exit_code = EXIT_INPUTS_CHANGED
+
+
+class NotReproducedError(SparkMLOpsError):
+    """A retrained model differs from the registered version beyond the tolerance."""
+
+    exit_code = EXIT_NOT_REPRODUCED
 
 
 class PathExistsError(ConflictError):

@@ -40,6 +40,23 @@ def classification_metrics(y_true: Any, scores: Any, thresholds: Sequence[float]
     return out
 
 
+def regression_metrics(y_true: Any, predictions: Any) -> dict[str, float]:
+    """RMSE, MAE and R² of predictions, with the row count and the label mean (NaN predictions count as errors)."""
+    y = np.asarray(y_true, dtype="float64")
+    p = np.asarray(predictions, dtype="float64")
+    if not len(y):
+        return {"rows": 0.0, "label_mean": math.nan, "rmse": math.nan, "mae": math.nan, "r2": math.nan}
+    err = p - y
+    total = float(np.sum((y - y.mean()) ** 2))
+    return {
+        "rows": float(len(y)),
+        "label_mean": float(y.mean()),
+        "rmse": float(np.sqrt(np.mean(err ** 2))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": float(1.0 - np.sum(err ** 2) / total) if total > 0 else math.nan,
+    }
+
+
 def score_baseline(scores: Any, bins: int = 10) -> dict[str, list[float]]:
     """Quantile bin edges and the share of scores per bin: the drift baseline stored with a model."""
     s = np.asarray(scores, dtype="float64")

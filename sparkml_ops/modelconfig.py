@@ -40,6 +40,13 @@ class EstimatorConfig(Frozen):
         return self
 
 
+class RulesConfig(Frozen):
+    """A rules model instead of an estimator: a Spark SQL expression over the feature columns, ``{name}`` thresholds."""
+
+    expression: str = Field(min_length=1)
+    thresholds: dict[str, float] = {}
+
+
 class TrainingConfig(Frozen):
     """Time split and sampling of the training set."""
 
@@ -76,16 +83,26 @@ class ModelConfig(Frozen):
 
     name: ModelName
     description: str = ""
+    # binary: a 0/1 label, the score is P(1); regression: a numeric label, the score is the prediction.
+    task: Literal["binary", "regression"] = "binary"
     feature_set: str
     label_table: TableName
     label_column: str = "label"
-    estimator: EstimatorConfig
+    # Exactly one of the two: an estimator to fit, or rules (SQL) to evaluate as they are.
+    estimator: EstimatorConfig | None = None
+    rules: RulesConfig | None = None
     training: TrainingConfig = TrainingConfig()
     scoring: ScoringConfig = ScoringConfig()
     gate: GateConfig = GateConfig()
     tags: dict[str, str] = {}
     # Directory of the config file; user factory modules are looked up there first.
     source_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _estimator_or_rules(self) -> "ModelConfig":
+        if (self.estimator is None) == (self.rules is None):
+            raise ValueError("set exactly one of 'estimator' (a model to fit) or 'rules' (a SQL expression to evaluate)")
+        return self
 
 
 def model_config_path(conf_dir: Path, name: str) -> Path:

@@ -34,8 +34,9 @@ WARMUP_DAYS = 30  # first label day leaves this much feature history
 
 @dataclass(frozen=True)
 class QuickstartOptions:
-    """How much demo data to generate, and the day to score (default: today, UTC)."""
+    """Which model, how much demo data to generate, and the day to score (default: today, UTC)."""
 
+    model: str = MODEL
     today: date | None = None
     customers: int = 2_000
     tx_per_day: int = 3_000
@@ -65,7 +66,8 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
     today = options.today or datetime.now(UTC).date()
     first = today - timedelta(days=options.history_days)
     last = today - timedelta(days=1)
-    config = load_model_config(settings.conf_dir, MODEL)
+    model = options.model
+    config = load_model_config(settings.conf_dir, model)
     spec = load_feature_spec(config.feature_set, settings)
     ensure_databases(spark, settings.hive.databases)
     demo = generate_demo_data(spark, settings, demo_params(first, days=options.history_days, customers=options.customers,
@@ -73,19 +75,20 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
     trained = run_training(spark, settings, config, TrainingWindow(first + timedelta(days=WARMUP_DAYS), last), provenance)
     built = build_features(spark, settings, spec, [today])
     # Score with the champion; on a first run whose gate failed, with the version just trained.
-    ref = ModelRef(MODEL, alias="champion") if _has_champion(settings) else ModelRef(MODEL, version=trained.version)
+    ref = ModelRef(model, alias="champion") if _has_champion(settings, model) else ModelRef(model, version=trained.version)
     scored = run_scoring(spark, settings, config, ref, [today], provenance)
-    auc = trained.metrics.get("roc_auc", float("nan"))
+    metric = config.gate.compare_metric
+    value = trained.metrics.get(metric, float("nan"))
     steps = [
         ("demo data", f"{demo.transactions} transactions {demo.start}..{demo.end} in {demo.transactions_table}"),
-        ("train + register", f"{MODEL}:{trained.version} (validation ROC AUC {auc:.3f}); "
+        ("train + register", f"{model}:{trained.version} (validation {'ROC AUC' if metric == 'roc_auc' else metric} {value:.3f}); "
                              f"champion: {'yes' if trained.gate.champion else 'no'} ({'; '.join(trained.gate.reasons)})"),
         ("features", f"{sum(built.rows_per_date.values())} rows as of {today} in {built.table}"),
-        ("score", f"{scored.rows_out} rows by {MODEL}:{scored.model_version} into {scored.table} "
+        ("score", f"{scored.rows_out} rows by {model}:{scored.model_version} into {scored.table} "
                   f"(score_date={today}, run {scored.run_id})"),
     ]
     query = (f"SELECT entity_key AS customer_id, round(score, 4) AS score, decision, model_version, score_date "
-             f"FROM {settings.hive.databases.scores}.latest_scores WHERE model_name = '{MODEL}' "
+             f"FROM {settings.hive.databases.scores}.latest_scores WHERE model_name = '{model}' "
              f"ORDER BY score DESC LIMIT 10")
     rows = spark.sql(query).collect()
     return QuickstartReport(locations=_locations(spark, settings, scored.table), steps=steps,
@@ -107,12 +110,12 @@ def _locations(spark: "SparkSession", settings: Settings, scores_table: str) -> 
     ]
 
 
-def _has_champion(settings: Settings) -> bool:
+def _has_champion(settings: Settings, model: str) -> bool:
     from sparkml_ops.errors import ModelNotFoundError
     from sparkml_ops.registry import open_registry
 
     try:
-        open_registry(settings).resolve(ModelRef(MODEL, alias="champion"))
+        open_registry(settings).resolve(ModelRef(model, alias="champion"))
         return True
     except ModelNotFoundError:
         return False

@@ -24,7 +24,8 @@ from sparkml_ops.io import ops_tables
 from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_exists
 from sparkml_ops.modelconfig import ModelConfig, ScoringConfig
 from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, open_registry
-from sparkml_ops.registry.flavors import BytesFlavor, get_flavor
+from sparkml_ops.registry.flavors import BytesFlavor, RulesFlavor, get_flavor
+from sparkml_ops.transforms.rules import RulesModel
 from sparkml_ops.transforms.scoring import (
     LINEAR_CLASSES,
     linear_score_transform,
@@ -208,7 +209,8 @@ def _run_record(spark: "SparkSession", ref: ModelRef, request: ScoringRequest, p
     """The run record's fields known before the run starts."""
     return {"run_id": request.run_id, "job": "score", "model_ref": str(ref), "start_date": request.dates[0],
             "end_date": request.dates[-1], "run_user": provenance.user, "run_host": provenance.host,
-            "application_id": spark.sparkContext.applicationId}
+            "application_id": spark.sparkContext.applicationId,
+            "build_id": provenance.build_id, "git_commit": provenance.git_commit}
 
 
 def plan_scoring(spark: "SparkSession", settings: Settings, registry: ModelRegistry, version: ModelVersion,
@@ -295,6 +297,8 @@ def _model_transform(spark: "SparkSession", registry: ModelRegistry, version: Mo
     sha = hashlib.sha256(blob).hexdigest()
     log.info("scoring %s:%s (%s, %d bytes, sha256 %s) on %s for %s", version.name, version.version, flavor.name,
              len(blob), sha[:12], source.table, days)
+    if isinstance(flavor, RulesFlavor):
+        return _rules_transform(version, flavor.loads(blob), source, cfg.score_type), None
     transform = _jvm_transform(version, flavor, blob, features, source.entity_keys, cfg.score_type)
     if transform is not None:
         return transform, None
@@ -311,6 +315,27 @@ def _jvm_transform(version: ModelVersion, flavor: BytesFlavor, blob: bytes, feat
     transform = linear_score_transform(flavor.loads(blob), features, keys, score_type)  # blob is verified
     if transform is not None:
         log.info("scoring %s:%s in the JVM as a linear expression (no Python workers)", version.name, version.version)
+    return transform
+
+
+def _rules_transform(version: ModelVersion, model: RulesModel, source: FeatureSource, score_type: str) -> Transform:
+    """The JVM transform of a rules model, analysed against the feature rows before anything is written.
+
+    Raises:
+        DataValidationError: the expression does not analyse against the feature table (unknown column, bad SQL).
+    """
+    from pyspark.errors import AnalysisException, ParseException
+
+    transform = model.score_transform(source.entity_keys, score_type)
+    try:
+        transform(source.frame).schema  # analysis only: no job runs
+    except (AnalysisException, ParseException) as exc:
+        raise DataValidationError(
+            f"rules model {version.ref} does not evaluate on {source.table}: {str(exc).splitlines()[0]}; "
+            f"expression: {model.sql()}",
+            hint="Score with the version whose feature set matches the table, or fix the rule and train a new version.",
+        ) from exc
+    log.info("scoring %s:%s (sql_rules) in the JVM as a SQL expression (no Python workers)", version.name, version.version)
     return transform
 
 

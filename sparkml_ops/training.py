@@ -10,20 +10,22 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.config import Settings
 from sparkml_ops.configfile import import_user_module
 from sparkml_ops.errors import ConfigError, DataValidationError, ModelNotFoundError
-from sparkml_ops.evaluation import classification_metrics, score_baseline
+from sparkml_ops.evaluation import classification_metrics, regression_metrics, score_baseline
 from sparkml_ops.features import FeatureSpec, feature_columns, feature_table, load_feature_spec, training_set
 from sparkml_ops.identifiers import ModelRef, new_run_id
 from sparkml_ops.io.ops_tables import recorded_run
+from sparkml_ops.lineage import Reproduction, capture
 from sparkml_ops.modelconfig import ModelConfig
 from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, Signature, open_registry
-from sparkml_ops.transforms.scoring import predict_scores
+from sparkml_ops.transforms.rules import RulesModel, params_of
+from sparkml_ops.transforms.scoring import is_spark_model, predict_scores
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Metrics where lower is better; every other metric is better when higher.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Candidate:
     metrics: dict[str, float]
     baseline: dict[str, list[float]]
     lineage: dict[str, Any]
+    reproduction: dict[str, Any] = field(default_factory=dict)  # what `models reproduce` needs (lineage.py)
 
 
 def build_estimator(config: ModelConfig) -> Any:
@@ -167,7 +170,9 @@ def run_training(
         split = time_split(config, data)
         estimator = fit(config, data, split)
         metrics, baseline = evaluate(config, data, split, estimator)
-        candidate = Candidate(estimator, metrics, baseline, training_lineage(settings, data, split, run_id))
+        inputs = reproduction_record(spark, config, data, estimator)
+        candidate = Candidate(estimator, metrics, baseline, {**training_lineage(settings, data, split, run_id),
+                                                             **inputs.lineage}, inputs.record)
         registry = open_registry(settings)
         gate = decide_gate(config, candidate.metrics, champion_metric(registry, config, data, split))
         version = None if dry_run else publish(registry, config, data, candidate, provenance)
@@ -185,7 +190,8 @@ def _run_record(spark: "SparkSession", config: ModelConfig, window: TrainingWind
     """The run record's fields known before the run starts."""
     return {"run_id": run_id, "job": "train", "model_name": config.name, "model_ref": config.name,
             "start_date": window.start.isoformat(), "end_date": window.end.isoformat(), "run_user": provenance.user,
-            "run_host": provenance.host, "application_id": spark.sparkContext.applicationId}
+            "run_host": provenance.host, "application_id": spark.sparkContext.applicationId,
+            "build_id": provenance.build_id, "git_commit": provenance.git_commit}
 
 
 def training_data(spark: "SparkSession", settings: Settings, config: ModelConfig, window: TrainingWindow) -> TrainingSet:
@@ -211,45 +217,112 @@ def training_data(spark: "SparkSession", settings: Settings, config: ModelConfig
 
 
 def time_split(config: ModelConfig, data: TrainingSet) -> TimeSplit:
-    """Bring the sampled rows to the driver and split them at the first validation day.
+    """Bring the sampled rows to the driver, in key and time order, and split them at the first validation day.
+
+    The order makes a fit depend on the data only, not on how Spark happened to shuffle it: a
+    seeded estimator retrained on the same rows gives the same model (``models reproduce``).
 
     Raises:
-        DataValidationError: a split is empty or has one class only.
+        DataValidationError: a split is empty, or has one class only (binary models).
     """
     from pyspark.sql import functions as F
 
     label, first_val = data.label, data.first_validation
     split = F.when(F.to_date(F.col(data.spec.event_time)) >= F.lit(first_val.isoformat()).cast("date"), "validation").otherwise("train")
+    label_type = "int" if config.task == "binary" else "double"
+    ordered = data.frame.orderBy(*data.spec.entity_keys, data.spec.event_time, label)
     # Bounded by training.max_rows: sklearn trains on one machine.
-    pdf = data.frame.select(*data.names, F.col(label).cast("int").alias(label), split.alias("_split")).toPandas()
+    pdf = ordered.select(*data.names, F.col(label).cast(label_type).alias(label), split.alias("_split")).toPandas()
     train = pdf[pdf["_split"] == "train"]
     valid = pdf[pdf["_split"] == "validation"]
     for part, rows in (("training", train), ("validation", valid)):
-        if rows.empty or rows[label].nunique() < 2:
+        if rows.empty or (config.task == "binary" and rows[label].nunique() < 2):
             raise DataValidationError(
                 f"{part} split of {config.name} ({data.window.start}..{data.window.end}, validation from {first_val}) has "
-                f"{len(rows)} rows and labels {sorted(rows[label].unique().tolist())}: both classes are needed.",
+                f"{len(rows)} rows and labels {sorted(rows[label].unique().tolist())[:10]}: "
+                + ("both classes are needed." if config.task == "binary" else "rows are needed."),
                 hint="Widen the date range or check the label table.",
             )
     return TimeSplit(train, valid)
 
 
 def fit(config: ModelConfig, data: TrainingSet, split: TimeSplit) -> Any:
-    """The model's estimator, fitted on the training split."""
+    """The model's estimator, fitted on the training split; a rules model as configured (there is nothing to fit).
+
+    A scikit-learn estimator is fitted on the driver; a Spark ML estimator in Spark (:func:`fit_in_spark`).
+    """
+    if config.rules is not None:
+        return rules_model(config, data)
     estimator = build_estimator(config)
     log.info("training %s on %d rows (%d validation), %d features", config.name, len(split.train), len(split.valid),
              len(data.names))
+    if type(estimator).__module__.startswith("pyspark.ml"):  # a Spark ML Estimator (or Pipeline), not yet fitted
+        return fit_in_spark(data, split, estimator)
     estimator.fit(split.train[data.names], split.train[data.label])
     return estimator
+
+
+def fit_in_spark(data: TrainingSet, split: TimeSplit, estimator: Any) -> Any:
+    """A Spark ML estimator fitted in Spark, behind two stages that make it read the feature table as it is.
+
+    The stages fill NULL features with 0 (a Spark ML vector cannot hold NULL) and assemble the
+    ``features`` vector the estimator reads, with the label as ``label``; the fitted ``PipelineModel``
+    holds all three, so batch scoring applies it to feature rows directly.
+    """
+    import pyarrow as pa
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import SQLTransformer, VectorAssembler
+
+    filled = [f"_filled_{n}" for n in data.names]
+    fill = SQLTransformer(statement="SELECT *, " + ", ".join(
+        f"coalesce(CAST(`{n}` AS DOUBLE), 0D) AS `{f}`" for n, f in zip(data.names, filled)) + " FROM __THIS__")
+    rows = split.train[[*data.names, data.label]].rename(columns={data.label: "label"})
+    frame = data.frame.sparkSession.createDataFrame(pa.Table.from_pandas(rows, preserve_index=False))
+    return Pipeline(stages=[fill, VectorAssembler(inputCols=filled, outputCol="features"), estimator]).fit(frame)
+
+
+def rules_model(config: ModelConfig, data: TrainingSet) -> RulesModel:
+    """The model config's rules over the training set's features, checked to evaluate on them (analysis only).
+
+    Raises:
+        ConfigError: a threshold is missing, unused or not a number; the SQL does not analyse against the features.
+    """
+    from pyspark.errors import AnalysisException
+
+    where = f"{config.source_dir / (config.name + '.yaml') if config.source_dir else config.name}: rules"
+    try:
+        model = RulesModel(config.rules.expression, config.rules.thresholds, data.features)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}.") from exc
+    try:
+        data.frame.transform(model.score_transform([])).schema
+    except AnalysisException as exc:  # a ParseException is one too
+        raise ConfigError(f"{where}: the expression does not evaluate on the features of {data.spec.name}: "
+                          f"{str(exc).splitlines()[0]}",
+                          hint=f"Use the feature columns of {data.spec.path} (sparkml-ops features validate {data.spec.name}).") from exc
+    return model
 
 
 def evaluate(config: ModelConfig, data: TrainingSet, split: TimeSplit,
              estimator: Any) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Metrics on the validation split, and the score baseline (for drift checks) on the training split."""
     val_scores = predict_scores(estimator, split.valid[data.names])
-    metrics = classification_metrics(split.valid[data.label], val_scores, config.training.thresholds)
+    metrics = task_metrics(config, split.valid[data.label], val_scores)
     baseline = score_baseline(predict_scores(estimator, split.train[data.names]), bins=config.scoring.psi_bins)
     return metrics, baseline
+
+
+def task_metrics(config: ModelConfig, labels: Any, scores: Any) -> dict[str, float]:
+    """The validation metrics of the model's task: classification metrics for binary, errors for regression."""
+    if config.task == "regression":
+        return regression_metrics(labels, scores)
+    return classification_metrics(labels, scores, config.training.thresholds)
+
+
+def reproduction_record(spark: "SparkSession", config: ModelConfig, data: TrainingSet, model: Any) -> Reproduction:
+    """What ``models reproduce`` needs: spec and config as used, seeds, the partitions read (fingerprinted), packages."""
+    tables = [*dict.fromkeys(s.table for s in data.spec.sources.values()), data.label_table]
+    return capture(spark, config, data.spec, data.frame, tables, model)
 
 
 def training_lineage(settings: Settings, data: TrainingSet, split: TimeSplit, run_id: str) -> dict[str, Any]:
@@ -277,16 +350,26 @@ def publish(registry: ModelRegistry, config: ModelConfig, data: TrainingSet, can
             provenance: Provenance) -> ModelVersion:
     """Register the candidate as the model's next version (no alias yet)."""
     estimator = candidate.estimator
-    params = {"estimator": config.estimator.class_path or config.estimator.factory,
-              **{k: _jsonable(v) for k, v in estimator.get_params().items()}}
+    flavor, params = model_flavor(config, estimator)
     return registry.publish(
-        config.name, estimator, flavor="sklearn",
+        config.name, estimator, flavor=flavor,
         signature=Signature(inputs=list(data.features), outputs=[("score", "double")]),
         params=params, metrics={k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in candidate.metrics.items()},
         lineage=candidate.lineage, tags=dict(config.tags),
         description=config.description, provenance=provenance,
-        extra={"baseline": candidate.baseline, "scoring": config.scoring.model_dump()},
+        extra={"baseline": candidate.baseline, "scoring": config.scoring.model_dump(), "reproduction": candidate.reproduction},
     )
+
+
+def model_flavor(config: ModelConfig, model: Any) -> tuple[str, dict[str, Any]]:
+    """The registry flavor a trained model is stored with, and the params its manifest records."""
+    if isinstance(model, RulesModel):
+        return "sql_rules", {"rules": params_of(model)}
+    if is_spark_model(model):
+        return "sparkml", {"estimator": config.estimator.class_path or config.estimator.factory,
+                           **{k: _jsonable(v) for k, v in config.estimator.params.items()}}
+    return "sklearn", {"estimator": config.estimator.class_path or config.estimator.factory,
+                       **{k: _jsonable(v) for k, v in model.get_params().items()}}
 
 
 def apply_gate(registry: ModelRegistry, version: ModelVersion, gate: GateDecision, run_id: str, provenance: Provenance) -> None:
@@ -318,7 +401,7 @@ def champion_metric(registry: ModelRegistry, config: ModelConfig, data: Training
         return math.nan
     model = registry.load(current).model
     scores = predict_scores(model, valid[inputs])
-    return classification_metrics(valid[data.label], scores, ()).get(config.gate.compare_metric, math.nan)
+    return task_metrics(config, valid[data.label], scores).get(config.gate.compare_metric, math.nan)
 
 
 def decide_gate(config: ModelConfig, metrics: dict[str, float], champion_metric: float | None) -> GateDecision:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from sparkml_ops.cli.lifecycle import register_reproduce
 from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import provenance_from_environment
@@ -50,6 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = add("import", "verify a tar from 'models export' and publish it as a new version; FILE '-' is stdin", _import)
     p.add_argument("file", help="the tar to read, or - for stdin")
     p.add_argument("--name", help="publish under this model name instead of the exported one")
+    register_reproduce(cmds)
     p = add("gc", "remove abandoned staging data of killed publishers", _gc)
     p.add_argument("--older-than-hours", type=float, default=None, metavar="H",
                    help="only data older than H hours (default: registry.staging_max_age_hours, 24)")

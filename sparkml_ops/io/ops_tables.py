@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.errors import RemoteError, SparkMLOpsError, exit_code_for
-from sparkml_ops.io.tables import ColumnDef, ensure_table
+from sparkml_ops.io.tables import ColumnDef, add_missing_columns, ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,6 +67,9 @@ RUNS_COLUMNS: tuple[ColumnDef, ...] = _columns(
     ("started_at", "TIMESTAMP", "Start, UTC"),
     ("finished_at", "TIMESTAMP", "End, UTC"),
     ("message", "STRING", "Error message when failed; details as JSON when successful"),
+    # Added later: older tables gain them (NULL in older rows) on the next run, see _append_run_record.
+    ("build_id", "STRING", "Build the job ran from (fab build id); NULL outside a deployed release"),
+    ("git_commit", "STRING", "Git commit of the code that ran"),
 )
 RUNS_PARTITIONS: tuple[ColumnDef, ...] = _columns(("run_date", "STRING", "UTC date the run started, YYYY-MM-DD"),)
 
@@ -162,6 +165,7 @@ def _append_run_record(spark: "SparkSession", ops_db: str, record: dict[str, Any
     """Best effort: a failure to record must not hide the job's own error."""
     try:
         table = f"{ops_db}.{RUNS_TABLE}"
+        add_missing_columns(spark, table, RUNS_COLUMNS)  # a table from an older release: same rows, new columns
         ensure_table(spark, table, RUNS_COLUMNS, RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
         row = {**record, "run_date": record["started_at"].date().isoformat()}
         append_rows(spark, table, [row], (*RUNS_COLUMNS, *RUNS_PARTITIONS))

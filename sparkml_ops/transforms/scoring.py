@@ -62,13 +62,55 @@ def cached_model(blob: bytes | Callable[[], bytes], sha256: str, loads: Callable
 
 
 def predict_scores(model: Any, features: "Any") -> "Any":
-    """Positive-class probability for classifiers, else the model's ``predict`` output, as float64."""
+    """Positive-class probability for classifiers, else the model's ``predict`` output, as float64.
+
+    A Spark ML model (``PipelineModel``) is run by Spark on the pandas rows, as batch scoring runs it.
+    """
     import numpy as np
 
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(features))
         return proba[:, 1] if proba.ndim == 2 else proba
+    if is_spark_model(model):
+        return scores_in_spark(features, lambda keep: score_with_spark_model(model, keep))
     return np.asarray(model.predict(features), dtype="float64").reshape(-1)
+
+
+def is_spark_model(model: Any) -> bool:
+    """Whether ``model`` is a fitted Spark ML model (it transforms DataFrames in the JVM)."""
+    return type(model).__module__.startswith("pyspark.ml") and callable(getattr(model, "transform", None))
+
+
+ROW_COLUMN = "_sparkml_ops_row"  # keeps the pandas order through Spark
+
+
+def scores_in_spark(rows: "Any", transform: Callable[[Sequence[str]], Callable[["DataFrame"], "DataFrame"]],
+                    types: dict[str, str] | None = None) -> "Any":
+    """The ``score`` column a Spark transform appends to pandas ``rows``, in their order (needs an active session).
+
+    Args:
+        rows: the input columns; pandas' NaN becomes SQL NULL, as it was in the table the rows came from.
+        transform: given the columns to keep, the curried transform appending ``score``.
+        types: Spark types to cast columns back to (e.g. the model's signature); others keep their pandas type.
+
+    Raises:
+        RuntimeError: there is no active SparkSession.
+    """
+    import numpy as np
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError("this model is evaluated by Spark: start a SparkSession first")
+    types = types or {}
+    table = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
+    table = table.append_column(ROW_COLUMN, pa.array(np.arange(len(rows), dtype="int64")))
+    frame = spark.createDataFrame(table).select(
+        ROW_COLUMN, *[F.col(n).cast(types[n]).alias(n) if n in types else F.col(n) for n in rows.columns])
+    scored = frame.transform(transform([ROW_COLUMN])).orderBy(ROW_COLUMN).toArrow()
+    return np.asarray(scored.column(SCORE_COLUMN).to_numpy(zero_copy_only=False), dtype="float64")
 
 
 def score_with_model(
@@ -139,6 +181,18 @@ def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: 
         else:
             score = F.col("prediction")
         return out.select(*keep, _as_score(score, score_type))
+
+    return transform
+
+
+def sql_score(sql: str, keep_columns: Sequence[str], score_type: str = "double") -> Callable[["DataFrame"], "DataFrame"]:
+    """Curried transform: keep ``keep_columns`` and append ``score``, a Spark SQL expression over the row (JVM only)."""
+    keep = list(keep_columns)
+
+    def transform(df: "DataFrame") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        return df.select(*keep, _as_score(F.expr(sql), score_type))
 
     return transform
 
