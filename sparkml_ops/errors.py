@@ -16,6 +16,7 @@ EXIT_INTEGRITY = 5
 EXIT_REMOTE = 6
 EXIT_REFUSED = 7
 EXIT_CONFLICT = 8
+EXIT_MISSING_RUN = 9  # `monitor check` only: no successful score run for the date (an alert was sent)
 EXIT_INTERRUPTED = 130
 
 

@@ -58,6 +58,10 @@ class ScoringConfig(Frozen):
     psi_warn: float = Field(default=0.1, ge=0)
     psi_fail: float = Field(default=0.25, ge=0)
     fail_on_drift: bool = False
+    # Per-feature drift (ml_ops.feature_drift), computed while the scores are written; limits for its status.
+    feature_drift: bool = True
+    feature_psi_warn: float = Field(default=0.1, ge=0)
+    feature_psi_fail: float = Field(default=0.25, ge=0)
     arrow_batch_size: int = Field(default=10_000, ge=100)
 
 
@@ -76,6 +80,9 @@ class ModelConfig(Frozen):
 
     name: ModelName
     description: str = ""
+    # Free text for the model card of every version's report: what the scores are for, and what they are not.
+    intended_use: str = ""
+    limitations: str = ""
     feature_set: str
     label_table: TableName
     label_column: str = "label"
