@@ -1,7 +1,7 @@
 """The embedded-default walk-through run by ``scripts/quickstart``: the whole nightly chain, once.
 
-demo data -> point-in-time training set -> train -> register (+ gate) -> feature build -> score -> query,
-all in one Spark application (the embedded Derby metastore admits one process at a time).
+demo data -> point-in-time training set -> train -> register (+ gate) -> feature build -> score -> query ->
+model and monitoring reports, all in one Spark application (the embedded Derby metastore admits one process at a time).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sparkml_ops.identifiers import ModelRef
 from sparkml_ops.io.hive import ensure_databases
 from sparkml_ops.io.spark import spark_session
 from sparkml_ops.modelconfig import load_model_config
+from sparkml_ops.monitoring import model_report, monitor_report
 from sparkml_ops.registry import Provenance
 from sparkml_ops.scoring import run_scoring
 from sparkml_ops.training import TrainingWindow, run_training
@@ -88,9 +89,24 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
              f"FROM {settings.hive.databases.scores}.latest_scores WHERE model_name = '{MODEL}' "
              f"ORDER BY score DESC LIMIT 10")
     rows = spark.sql(query).collect()
-    return QuickstartReport(locations=_locations(spark, settings, scored.table), steps=steps,
+    reports = write_reports(spark, settings, ModelRef(MODEL, version=scored.model_version), first, today)
+    return QuickstartReport(locations=_locations(spark, settings, scored.table) + reports, steps=steps,
                             sample_columns=["customer_id", "score", "decision", "model_version", "score_date"],
                             sample_rows=[list(r) for r in rows], model_ref=ref)
+
+
+def write_reports(spark: "SparkSession", settings: Settings, ref: ModelRef, first: date, today: date) -> list[tuple[str, str]]:
+    """The model report of the version that scored and the monitoring report of the run, as files under the state directory."""
+    folder = settings.state_dir / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    model = model_report(settings, ref)
+    model_file = folder / f"{ref.name}-{ref.version}.html"
+    model_file.write_text(model.html, encoding="utf-8")
+    monitor = monitor_report(spark, settings, ref.name, first, today)
+    monitor_file = folder / f"monitor-{ref.name}-{today}.html"
+    monitor_file.write_text(monitor.html, encoding="utf-8")
+    return [("model report", f"{model_file} (also in the registry: {ref.name}/{ref.version}/report.html)"),
+            ("monitoring report", f"{monitor_file} (again: sparkml-ops report monitor {ref.name} --from {first} --to {today})")]
 
 
 def _locations(spark: "SparkSession", settings: Settings, scores_table: str) -> list[tuple[str, str]]:
