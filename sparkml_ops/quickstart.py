@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sparkml_ops.config import Settings
 from sparkml_ops.demo import demo_params, generate_demo_data
-from sparkml_ops.features import build_features, load_feature_spec
+from sparkml_ops.features import FeatureSpec, build_features, load_feature_spec
 from sparkml_ops.identifiers import ModelRef
 from sparkml_ops.io.hive import ensure_databases
 from sparkml_ops.io.spark import spark_session
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL = "card_fraud"
-HISTORY_DAYS = 90  # of demo transactions
-WARMUP_DAYS = 30  # first label day leaves this much feature history
+HISTORY_DAYS = 150  # of demo transactions: the longest feature window (90 days) of warm-up, then 60 label days
+MIN_LABEL_DAYS = 30  # a shorter history shortens the warm-up, never the label days below this
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,11 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
     last = today - timedelta(days=1)
     config = load_model_config(settings.conf_dir, MODEL)
     spec = load_feature_spec(config.feature_set, settings)
+    warmup = warmup_days(spec, options.history_days)
     ensure_databases(spark, settings.hive.databases)
     demo = generate_demo_data(spark, settings, demo_params(first, days=options.history_days, customers=options.customers,
                                                            tx_per_day=options.tx_per_day, seed=42))
-    trained = run_training(spark, settings, config, TrainingWindow(first + timedelta(days=WARMUP_DAYS), last), provenance)
+    trained = run_training(spark, settings, config, TrainingWindow(first + timedelta(days=warmup), last), provenance)
     built = build_features(spark, settings, spec, [today])
     # Score with the champion; on a first run whose gate failed, with the version just trained.
     ref = ModelRef(MODEL, alias="champion") if _has_champion(settings) else ModelRef(MODEL, version=trained.version)
@@ -109,6 +110,14 @@ def write_reports(spark: "SparkSession", settings: Settings, ref: ModelRef, firs
             ("monitoring report", f"{monitor_file} (again: sparkml-ops report monitor {ref.name} --from {first} --to {today})")]
 
 
+def warmup_days(spec: FeatureSpec, history_days: int) -> int:
+    """Days of history before the first label day: the longest feature window, so training rows see full windows
+    as the scores do (truncated 90-day counts in training read as drift at the first score), but at most what
+    leaves ``MIN_LABEL_DAYS`` label days."""
+    longest = max((spec.max_window_us(name) for name in spec.sources), default=0) // (24 * 3600 * 1_000_000)
+    return max(0, min(int(longest), history_days - MIN_LABEL_DAYS))
+
+
 def _locations(spark: "SparkSession", settings: Settings, scores_table: str) -> list[tuple[str, str]]:
     """Where the chain left its state, for the closing table."""
     dbs = settings.hive.databases
@@ -118,7 +127,7 @@ def _locations(spark: "SparkSession", settings: Settings, scores_table: str) -> 
         ("metastore", f"derby: {settings.state_dir / 'metastore_db'}" if settings.hive.metastore == "derby" else settings.hive.jdbc_url or ""),
         ("model registry", settings.registry.uri),
         ("scores", f"{scores_table} (view {dbs.scores}.latest_scores)"),
-        ("run records", f"{dbs.ops}.job_runs, {dbs.ops}.score_stats"),
+        ("run records", f"{dbs.ops}.job_runs, {dbs.ops}.score_stats, {dbs.ops}.feature_drift"),
         ("query again", f"sparkml-ops sql \"SELECT * FROM {dbs.scores}.latest_scores LIMIT 20\""),
     ]
 

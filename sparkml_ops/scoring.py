@@ -471,7 +471,8 @@ def drift_alert(plan: ScoringPlan, stats: ScoreStats, verdict: DriftVerdict, fea
                         {"model_version": version.version, "dates": list(plan.dates), "score_psi": score,
                          "feature_psi": drifted, "rows": {d: stats.per_date[d].rows for d in plan.dates},
                          "limits": {k: getattr(plan.config, k) for k in ("psi_warn", "psi_fail", "feature_psi_warn", "feature_psi_fail")}},
-                        severity="error" if "fail" in {*verdict.statuses.values()} else "warning", run_id=plan.run_id)
+                        severity="error" if any(f.status == "fail" for fs in features.values() for f in fs)
+                        or "fail" in verdict.statuses.values() else "warning", run_id=plan.run_id)
 
 
 def record_feature_drift(spark: "SparkSession", ops_db: str, plan: ScoringPlan, drift: Mapping[str, Sequence[FeatureDrift]]) -> None:

@@ -58,7 +58,7 @@ def test_every_training_run_stores_its_evaluation_data_checksummed_in_the_versio
     assert len(summary["validation"]["lift"]) == 10 and sorted(summary["features"]) == sorted(inputs)
     assert summary["gate"]["challenger"] is True
     baseline = mv.manifest["extra"]["feature_baseline"]
-    assert list(baseline) == inputs
+    assert sorted(baseline) == sorted(inputs)  # the manifest stores keys sorted
     assert baseline["customer_is_private"]["kind"] == "categorical"
     assert baseline["tx_amount_sum_7d"]["kind"] == "numeric" and len(baseline["tx_amount_sum_7d"]["shares"]) >= 5
 
@@ -97,7 +97,8 @@ def test_score_runs_write_per_feature_drift_with_the_population(chain, spark):
     rows = [r for r in rows if r.run_id == latest]
     assert sorted(r.feature for r in rows) == sorted(n for n, _ in mv.input_columns())
     assert {r.rows for r in rows} == {200}  # the population scored, next to every drift figure
-    assert all(r.psi is not None and r.psi_status in ("ok", "warn", "fail") for r in rows)
+    assert all(r.psi_status in ("ok", "warn", "fail") for r in rows)
+    assert all(r.psi is not None for r in rows if r.null_rate < 1 and r.baseline_null_rate < 1)
     comments = {c.name: c.description for c in spark.catalog.listColumns(f"{settings.hive.databases.ops}.feature_drift")}
     assert comments["rows"].startswith("Rows scored for this date: the population")
 
@@ -129,3 +130,36 @@ def test_the_quickstart_ends_with_where_its_model_and_monitoring_reports_are(cha
     for _, where in report.locations[-2:]:
         path = where.split(" (")[0]
         assert path.startswith(str(settings.state_dir / "reports")) and open(path).read().startswith("<!DOCTYPE html>")
+
+
+def test_a_failed_score_run_raises_a_failed_run_alert(chain, spark):
+    from sparkml_ops.errors import DataValidationError
+    from sparkml_ops.modelconfig import load_model_config
+    from sparkml_ops.scoring import run_scoring
+
+    settings, report, received = chain
+    with pytest.raises(DataValidationError):  # no feature partition for that date
+        run_scoring(spark, settings, load_model_config(settings.conf_dir, "card_fraud"), report.model_ref, [date(2020, 1, 1)], PROV)
+    last = json.loads(received.read_text().splitlines()[-1])
+    assert (last["event"], last["details"]["job"], last["details"]["exit_code"]) == ("failed_run", "score", 3)
+    assert "has no partition as_of_date=2020-01-01" in last["details"]["error"]
+
+
+def test_an_undeliverable_drift_alert_leaves_the_scores_written(chain, spark):
+    from sparkml_ops.modelconfig import load_model_config
+    from sparkml_ops.scoring import run_scoring
+
+    settings, report, _ = chain
+    failing = settings.model_copy(update={"alerts": AlertSettings(command=("false",), drift_level="warn")})
+    config = load_model_config(settings.conf_dir, "card_fraud")
+    config = config.model_copy(update={"scoring": config.scoring.model_copy(update={"feature_psi_warn": 0.0})})
+    result = run_scoring(spark, failing, config, report.model_ref, [TODAY], PROV)  # every feature "drifts"
+    assert (result.exit_code, result.rows_out) == (0, 200)
+    assert spark.sql(f"SELECT count(*) FROM {settings.hive.databases.scores}.scores WHERE model_name = 'card_fraud' "
+                     f"AND score_date = '{TODAY}' AND run_id = '{result.run_id}'").first()[0] == 200
+    [alert] = spark.sql(f"SELECT event, delivered, channels FROM {settings.hive.databases.ops}.alerts "
+                        f"WHERE run_id = '{result.run_id}'").collect()
+    assert (alert.event, alert.delivered) == ("drift", False)
+    assert json.loads(alert.channels)["command"] == "alert command 'false' exited 1: no output on stderr."
+    runs = spark.sql(f"SELECT status FROM {settings.hive.databases.ops}.job_runs WHERE run_id = '{result.run_id}'").collect()
+    assert [r.status for r in runs] == ["success"]

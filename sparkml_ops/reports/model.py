@@ -72,24 +72,32 @@ def model_card(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[
         "intended_use": card.get("intended_use") or "not stated (intended_use in the model config)",
         "limitations": card.get("limitations") or "none recorded (limitations in the model config)",
         "feature_set": lineage.get("feature_set", "—"),
-        "spec_hash": lineage.get("spec_hash") or (lineage.get("spec") or {}).get("sha256") or "not recorded",
+        "spec_hash": lineage.get("feature_spec_sha256") or lineage.get("spec_hash") or "not recorded",
+        "config_hash": lineage.get("model_config_sha256") or "not recorded",
         "git": f"{git.get('commit') or 'unknown'}{' (dirty tree)' if git.get('dirty') else ''}",
         "build_id": manifest.get("build_id") or "none (not a deployed build)",
         "label_table": lineage.get("label_table", "—"),
-        "partitions": _partitions(lineage),
+        "partitions": _partitions(lineage, ((manifest.get("extra") or {}).get("reproduction") or {}).get("inputs")),
         "created": f"{manifest.get('created_at', '')} by {(manifest.get('created_by') or {}).get('user', '?')}"
                    f"@{(manifest.get('created_by') or {}).get('host', '?')}",
         "tags": dict(tags),
     }
 
 
-def _partitions(lineage: Mapping[str, Any]) -> str:
-    """The source partitions the training read: recorded ones when the run recorded them, else its date ranges."""
-    recorded = lineage.get("source_partitions") or lineage.get("partitions")
-    if recorded:
-        return ", ".join(f"{k}: {v}" for k, v in recorded.items()) if isinstance(recorded, Mapping) else str(recorded)
-    dates = lineage.get("date_range") or {}
-    return f"label dates {dates.get('start', '?')}..{dates.get('end', '?')} of {lineage.get('label_table', '?')}"
+def _partitions(lineage: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """The partitions the training read, per table (from the run's reproduction record), else its label dates."""
+    if not inputs:
+        dates = lineage.get("date_range") or {}
+        return [f"label dates {dates.get('start', '?')}..{dates.get('end', '?')} of {lineage.get('label_table', '?')}"]
+    tables: dict[str, list[Mapping[str, Any]]] = {}
+    for p in inputs:
+        tables.setdefault(str(p.get("table")), []).append(p)
+    out = []
+    for table, parts in tables.items():
+        specs = sorted(",".join(f"{k}={v}" for k, v in (p.get("partition") or {}).items()) for p in parts)
+        span = f"{specs[0]} .. {specs[-1]}" if specs and specs[0] else "unpartitioned"
+        out.append(f"{table}: {len(parts)} partition(s) {span}, {sum(int(p.get('rows') or 0) for p in parts):,} rows")
+    return out
 
 
 def alias_history(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,13 @@ def number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def significant(value: Any, digits: int = 3) -> str:
+    """A score or threshold with ``digits`` significant digits (scores of rare events are small), an em dash when missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{float(value):.{digits}g}"
+
+
 def percent(value: Any, digits: int = 2) -> str:
     """A share as a percentage, an em dash when missing."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -38,6 +45,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = number
     env.filters["pct"] = percent
+    env.filters["sig"] = significant
     return env
 
 
