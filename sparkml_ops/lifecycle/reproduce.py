@@ -6,12 +6,12 @@ A reproduction is a short sequence of steps (see :func:`reproduce`):
 2. copy the spec and model config *as used* into a scratch directory;
 3. check today against the record: the spec and config files of the repository, and every source
    and label partition the training would read today. A change is named exactly and stops the
-   run (exit 9) unless forced, which marks the result;
+   run (exit 11) unless forced, which marks the result;
 4. retrain from the copies into a scratch registry (never a new version of the real registry,
    unless asked to register);
 5. compare predictions on the stored validation rows (``evaluation/validation.parquet`` of the
    version; rebuilt from today's data, scored by the registered model, for versions without it)
-   and metrics: *identical* (bit for bit), *equivalent* within the tolerance, or *different* (exit 10);
+   and metrics: *identical* (bit for bit), *equivalent* within the tolerance, or *different* (exit 12);
 6. write the auditors' JSON report next to the retrained model.
 """
 
@@ -172,7 +172,7 @@ def reproduce(spark: "SparkSession", settings: Settings, request: ReproduceReque
 
     Raises:
         ModelNotFoundError: unknown model or version (exit 4).
-        InputsChangedError: the spec, config or a source partition changed and ``force`` is off (exit 9);
+        InputsChangedError: the spec, config or a source partition changed and ``force`` is off (exit 11);
             the report is written first and says exactly what changed.
     """
     registry = open_registry(settings)

@@ -1,0 +1,71 @@
+"""Per-feature drift counted in Spark equals numpy on small data: a known shift gives a known PSI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparkml_ops.evaluation import PSI_EPSILON, feature_baseline, feature_psi
+from sparkml_ops.transforms.drift import drift_aggregates, drift_counts
+
+pytestmark = pytest.mark.spark
+
+TRAIN = (np.arange(1000) + 0.5) / 1000  # 1000 values, ten quantile bins of 100 each
+
+
+def _numpy_psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    e, a = np.maximum(expected, PSI_EPSILON), np.maximum(actual, PSI_EPSILON)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _drift(spark, baseline, rows, schema):
+    row = spark.createDataFrame(rows, schema).agg(*drift_aggregates(baseline)).first().asDict()
+    return drift_counts(row, baseline)
+
+
+def test_a_shift_by_one_bin_gives_the_psi_computed_by_hand_and_by_numpy(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    assert baseline["x"]["shares"] == pytest.approx([0.1] * 10) and baseline["x"]["null_rate"] == 0.0
+    shifted = TRAIN + 0.1  # every value moves up one bin: the first bin empties, the last doubles
+    rows = [(float(v),) for v in shifted] + [(None,)] * 250
+    counts = _drift(spark, baseline, rows, "x double")["x"]
+
+    numpy_counts = np.bincount(np.searchsorted(baseline["x"]["edges"], shifted, side="right"), minlength=10)
+    assert list(counts.counts) == numpy_counts.tolist() == [0] + [100] * 8 + [200]
+    psi = feature_psi(baseline["x"], counts.counts)
+    by_hand = (0.1 - PSI_EPSILON) * math.log(0.1 / PSI_EPSILON) + 0.1 * math.log(2)
+    assert psi == pytest.approx(by_hand, rel=1e-9) == pytest.approx(_numpy_psi(np.full(10, 0.1), numpy_counts / 1000))
+    assert round(psi, 4) == 0.7594
+    assert (counts.rows, counts.present, counts.null_rate) == (1250, 1000, 0.2)
+    assert (counts.min, counts.max) == pytest.approx((0.1005, 1.0995))
+    assert counts.out_of_range == 100  # above the training max 0.9995
+
+
+def test_the_same_distribution_has_zero_psi_and_no_value_out_of_range(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    counts = _drift(spark, baseline, [(float(v),) for v in TRAIN[::-1]], "x double")["x"]
+    assert feature_psi(baseline["x"], counts.counts) == 0.0
+    assert (counts.out_of_range, counts.null_rate) == (0, 0.0)
+
+
+def test_categorical_shares_with_an_unseen_category(spark):
+    train = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+    baseline = {"segment": feature_baseline(train + [None] * 25, "string")}
+    assert baseline["segment"] == {"type": "string", "rows": 125, "null_rate": 0.2, "kind": "categorical",
+                                   "categories": ["a", "b", "c"], "shares": [0.5, 0.3, 0.2]}
+    now = ["a"] * 20 + ["b"] * 30 + ["c"] * 30 + ["d"] * 20
+    counts = _drift(spark, baseline, [(v,) for v in now], "segment string")["segment"]
+    assert (counts.counts, counts.other, counts.out_of_range, counts.null_rate) == ((20, 30, 30), 20, 20, 0.0)
+    expected = _numpy_psi(np.array([0.5, 0.3, 0.2, 0.0]), np.array([0.2, 0.3, 0.3, 0.2]))
+    assert feature_psi(baseline["segment"], counts.counts, counts.other) == pytest.approx(expected)
+
+
+def test_a_low_cardinality_integer_is_compared_by_category(spark):
+    baseline = {"flag": feature_baseline([0] * 90 + [1] * 10, "int")}
+    assert (baseline["flag"]["kind"], baseline["flag"]["categories"], baseline["flag"]["shares"]) == ("categorical", [0, 1], [0.9, 0.1])
+    counts = _drift(spark, baseline, [(0,)] * 50 + [(1,)] * 50, "flag int")["flag"]
+    assert counts.counts == (50, 50)
+    assert feature_psi(baseline["flag"], counts.counts, counts.other) == pytest.approx(
+        _numpy_psi(np.array([0.9, 0.1, 0.0]), np.array([0.5, 0.5, 0.0])))
