@@ -93,7 +93,7 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
              f"FROM {settings.hive.databases.scores}.latest_scores WHERE model_name = '{model}' "
              f"ORDER BY score DESC LIMIT 10")
     rows = spark.sql(query).collect()
-    reports = write_reports(spark, settings, ModelRef(MODEL, version=scored.model_version), first, today)
+    reports = write_reports(spark, settings, ModelRef(model, version=scored.model_version), first, today)
     return QuickstartReport(locations=_locations(spark, settings, scored.table) + reports, steps=steps,
                             sample_columns=["customer_id", "score", "decision", "model_version", "score_date"],
                             sample_rows=[list(r) for r in rows], model_ref=ref)

@@ -212,11 +212,7 @@ def run_training(
         data = training_data(spark, settings, config, window)
         record["rows_in"] = data.total  # a failure from here on still says how many rows there were
         split = time_split(config, data)
-        estimator = fit(config, data, split)
-        metrics, baseline = evaluate(config, data, split, estimator)
-        inputs = reproduction_record(spark, config, data, estimator)
-        candidate = Candidate(estimator, metrics, baseline, {**training_lineage(settings, data, split, run_id),
-                                                             **inputs.lineage}, inputs.record)
+        candidate = train_candidate(spark, settings, config, data, split, run_id)
         registry = open_registry(settings)
         champion = champion_scores(registry, config, data, split)
         gate = decide_gate(config, candidate.metrics, champion and champion.metric(config.gate.compare_metric))
@@ -229,6 +225,17 @@ def run_training(
                              candidate.lineage, gate, dry_run)
         record.update(result.run_record())
     return result
+
+
+# params: the training steps' own inputs, shared by `train` and `models reproduce`, which must not differ.
+def train_candidate(spark: "SparkSession", settings: Settings, config: ModelConfig, data: TrainingSet, split: TimeSplit,
+                    run_id: str) -> Candidate:
+    """Fit on the training split, evaluate on validation, and record lineage and what a reproduction needs."""
+    estimator = fit(config, data, split)
+    metrics, baseline = evaluate(config, data, split, estimator)
+    inputs = reproduction_record(spark, config, data, estimator)
+    return Candidate(estimator, metrics, baseline, {**training_lineage(settings, data, split, run_id), **inputs.lineage},
+                     inputs.record)
 
 
 def _run_record(spark: "SparkSession", config: ModelConfig, window: TrainingWindow, run_id: str,

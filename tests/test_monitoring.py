@@ -32,7 +32,11 @@ HOOK = "import json, sys; open(sys.argv[1], 'a').write(json.dumps(json.load(sys.
 def chain(spark, local_settings, tmp_path_factory):
     """One quickstart chain (small), with alerts going to a real command hook that appends to a file."""
     received = tmp_path_factory.mktemp("hook") / "alerts.jsonl"
-    settings = local_settings.model_copy(update={"alerts": AlertSettings(command=(sys.executable, "-c", HOOK, str(received)))})
+    # A registry of its own: the session's registry belongs to test_quickstart, whose assertions name
+    # the champion it trained; the Hive tables are shared, as the score rows carry the run id.
+    registry = local_settings.registry.model_copy(update={"uri": (tmp_path_factory.mktemp("registry")).as_uri()})
+    settings = local_settings.model_copy(update={"registry": registry, "alerts": AlertSettings(
+        command=(sys.executable, "-c", HOOK, str(received)))})
     report = run_chain(spark, settings, PROV, QuickstartOptions(today=TODAY, customers=200, tx_per_day=300, history_days=60))
     return settings, report, received
 
@@ -70,7 +74,8 @@ def test_models_report_regenerates_the_report_from_stored_data(chain, tmp_path, 
     settings, report, _ = chain
     mv = open_registry(settings).resolve(report.model_ref)
     out = tmp_path / "report.html"
-    code = main(["--conf-dir", str(CONF_DIR), "--set", f"state_dir={settings.state_dir}", "models", "report", mv.ref,
+    code = main(["--conf-dir", str(CONF_DIR), "--set", f"state_dir={settings.state_dir}",
+                 "--set", f"registry.uri={settings.registry.uri}", "models", "report", mv.ref,
                  "--out", str(out)], environ={})
     assert code == 0
     assert capsys.readouterr().out.strip() == f"model report {mv.ref} written to {out}"

@@ -47,17 +47,18 @@ from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, get_fl
 from sparkml_ops.registry.flavors import BytesFlavor
 from sparkml_ops.training import (
     Candidate,
+    Evaluation,
+    EvaluationContext,
+    GateDecision,
     TimeSplit,
     TrainingSet,
     TrainingWindow,
-    evaluate,
-    fit,
+    evaluation_data,
     publish,
-    reproduction_record,
     task_metrics,
     time_split,
+    train_candidate,
     training_data,
-    training_lineage,
 )
 from sparkml_ops.transforms.scoring import predict_scores
 
@@ -122,6 +123,7 @@ class Retrained:
     data: TrainingSet
     split: TimeSplit
     candidate: Candidate
+    evaluation: Evaluation
     version: ModelVersion
 
 
@@ -273,13 +275,12 @@ def retrain(spark: "SparkSession", scratch: Scratch, recorded: Recorded, run_id:
     config = load_model_config(settings.conf_dir, recorded.version.name)
     data = training_data(spark, settings, config, recorded.window)
     split = time_split(config, data)
-    model = fit(config, data, split)
-    metrics, baseline = evaluate(config, data, split, model)
-    inputs = reproduction_record(spark, config, data, model)
-    candidate = Candidate(model, metrics, baseline, {**training_lineage(settings, data, split, run_id), **inputs.lineage},
-                          inputs.record)
-    version = publish(open_registry(settings), config, data, candidate, provenance)
-    return Retrained(config, data, split, candidate, version)
+    candidate = train_candidate(spark, settings, config, data, split, run_id)
+    # No champion and no gate in a scratch registry: the copy is compared, never promoted.
+    context = EvaluationContext(None, GateDecision(reasons=("a reproduction: no gate",)), run_id)
+    evaluation = evaluation_data(config, data, split, candidate, context)
+    version = publish(open_registry(settings), config, data, candidate, provenance, evaluation)
+    return Retrained(config, data, split, candidate, evaluation, version)
 
 
 def compare(registry: ModelRegistry, recorded: Recorded, retrained: Retrained) -> Comparison:
@@ -341,7 +342,7 @@ def register(registry: ModelRegistry, retrained: Retrained, recorded: Recorded, 
     """Publish the reproduced model as a new version of the real registry, tagged with what it reproduces (no alias)."""
     tags = {**retrained.config.tags, "reproduces": recorded.version.ref}
     config = retrained.config.model_copy(update={"tags": tags})
-    return publish(registry, config, retrained.data, retrained.candidate, provenance)
+    return publish(registry, config, retrained.data, retrained.candidate, provenance, retrained.evaluation)
 
 
 def _run_record(spark: "SparkSession", recorded: Recorded, run_id: str, provenance: Provenance) -> dict[str, Any]:
