@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparkml_ops.evaluation import PSI_EPSILON, feature_baseline, feature_psi
-from sparkml_ops.transforms.drift import drift_aggregates, drift_counts
+from sparkml_ops.transforms.drift import drift_aggregates, drift_codes, drift_counts
 
 pytestmark = pytest.mark.spark
 
@@ -21,7 +21,7 @@ def _numpy_psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def _drift(spark, baseline, rows, schema):
-    row = spark.createDataFrame(rows, schema).agg(*drift_aggregates(baseline)).first().asDict()
+    row = spark.createDataFrame(rows, schema).transform(drift_codes(baseline)).agg(*drift_aggregates(baseline)).first().asDict()
     return drift_counts(row, baseline)
 
 
@@ -69,3 +69,19 @@ def test_a_low_cardinality_integer_is_compared_by_category(spark):
     assert counts.counts == (50, 50)
     assert feature_psi(baseline["flag"], counts.counts, counts.other) == pytest.approx(
         _numpy_psi(np.array([0.9, 0.1, 0.0]), np.array([0.5, 0.5, 0.0])))
+
+
+def test_observed_on_many_partitions_the_counts_are_exact_and_the_rows_unchanged(spark):
+    from pyspark.sql import Observation
+
+    from sparkml_ops.transforms.drift import observe_drift
+
+    baseline = {"x": feature_baseline(TRAIN, "double"), "segment": feature_baseline(["a"] * 60 + ["b"] * 40, "string")}
+    rows = [(float(v), "abc"[i % 3]) for i, v in enumerate(TRAIN + 0.1)] + [(None, None)] * 250
+    observation = Observation()
+    df = spark.createDataFrame(rows, "x double, segment string").repartition(4)
+    out = df.transform(observe_drift(observation, baseline))
+    assert out.columns == ["x", "segment"] and out.count() == 1250 and len(out.collect()) == 1250
+    counts = drift_counts(observation.get, baseline)
+    assert counts["x"].counts == (0, *[100] * 8, 200) and counts["x"].out_of_range == 100
+    assert (counts["segment"].counts, counts["segment"].other, counts["segment"].present) == ((334, 333), 333, 1000)
