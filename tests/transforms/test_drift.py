@@ -85,3 +85,17 @@ def test_observed_on_many_partitions_the_counts_are_exact_and_the_rows_unchanged
     counts = drift_counts(observation.get, baseline)
     assert counts["x"].counts == (0, *[100] * 8, 200) and counts["x"].out_of_range == 100
     assert (counts["segment"].counts, counts["segment"].other, counts["segment"].present) == ((334, 333), 333, 1000)
+
+
+def test_values_on_the_edges_at_the_extremes_infinite_and_nan_fall_in_the_bins_numpy_gives(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    edges, low, high = baseline["x"]["edges"], baseline["x"]["min"], baseline["x"]["max"]
+    finite = [low, high, *edges, 0.5, math.nextafter(low, -math.inf), math.nextafter(high, math.inf)]
+    rows = [(v,) for v in [*finite, -math.inf, math.inf, math.nan]] + [(None,)] * 3
+    counts = _drift(spark, baseline, rows, "x double")["x"]
+
+    numpy_counts = np.bincount(np.searchsorted(edges, [*finite, -math.inf, math.inf], side="right"), minlength=10)
+    numpy_counts[-1] += 1  # NaN is above every double in Spark, hence above the training max
+    assert list(counts.counts) == numpy_counts.tolist()
+    assert (counts.rows, counts.present, counts.out_of_range) == (len(rows), len(rows) - 3, 5)
+    assert counts.min == -math.inf and math.isnan(counts.max)
