@@ -8,7 +8,10 @@ cheapest job, so the largest relative cost) and HistGradientBoostingClassifier (
 Usage:
     .venv/bin/python benchmarks/feature_drift.py --rows 5000000 --repeat 3 [--models logreg hgb]
 
-Prints each run's seconds, the medians and the median of the per-run ratios on/off per model.
+Prints each run's seconds, the medians and the median of the per-run ratios on/off per model. With --floor,
+then times three passes over the same rows into Spark's ``noop`` sink (no Hive write, no statistics), alternating:
+the logistic score alone, the score plus the 40 drift code columns, and the score under the drift observation
+(codes, histograms, min, max), i.e. what drift costs the pass itself at the least.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def make_table(spark, table: str, rows: int) -> None:
     df.write.insertInto(table, overwrite=True)
 
 
-def publish_models(settings, models: list[str], n: int = 100_000) -> dict:
-    """LogisticRegression and HGB on 40 features, each with a score baseline and a per-feature baseline."""
+def publish_models(settings, models: list[str], n: int = 100_000) -> tuple[dict, dict, dict]:
+    """LogisticRegression and HGB on 40 features with score and per-feature baselines: refs, fitted models, the feature baseline."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -60,7 +63,7 @@ def publish_models(settings, models: list[str], n: int = 100_000) -> dict:
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
     y = (X["f00"] - 0.5 * X["f01"] + 0.3 * X["f02"] * X["f03"] + rng.normal(scale=1.0, size=n) > 1.5).astype(int)
-    registry, refs = open_registry(settings), {}
+    registry, refs, fitted = open_registry(settings), {}, {}
     baseline = {c: feature_baseline(X[c], "double") for c in FEATURES}
     candidates = {"logreg": LogisticRegression(max_iter=200), "hgb": HistGradientBoostingClassifier(max_iter=100, random_state=0)}
     for name, model in ((f"drift_bench_{key}", candidates[key]) for key in models):
@@ -69,8 +72,8 @@ def publish_models(settings, models: list[str], n: int = 100_000) -> dict:
                               signature=Signature(inputs=[(c, "double") for c in FEATURES], outputs=[("score", "double")]),
                               lineage={"feature_set": FEATURE_SET, "entity_keys": ["customer_id"]},
                               extra={"baseline": score_baseline(model.predict_proba(X)[:, 1]), "feature_baseline": baseline})
-        refs[name] = mv.ref
-    return refs
+        refs[name], fitted[name] = mv.ref, model
+    return refs, fitted, baseline
 
 
 def config(name: str, drift: bool):
@@ -82,12 +85,43 @@ def config(name: str, drift: bool):
                                        "scoring": {"threshold": 0.5, "feature_drift": drift}})
 
 
+def floor(spark, table: str, model, baseline: dict, repeat: int) -> None:
+    """Noop-sink passes: score alone, score + drift codes, score under the drift observation; prints the medians."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from sparkml_ops.transforms.drift import drift_codes, observe_drift
+    from sparkml_ops.transforms.scoring import linear_score_transform
+
+    codes = [f"__drift_code_{i}" for i in range(len(FEATURES))]
+    passes = {
+        "score": lambda df: df.transform(linear_score_transform(model, FEATURES, ["customer_id"])),
+        "score+codes": lambda df: df.transform(drift_codes(baseline)).transform(
+            linear_score_transform(model, FEATURES, ["customer_id", *codes])),
+        "score+observation": lambda df: df.transform(observe_drift(Observation(), baseline)).transform(
+            linear_score_transform(model, FEATURES, ["customer_id"])),
+    }
+    times: dict[str, list[float]] = {k: [] for k in passes}
+    for i in range(repeat):
+        for name in (list(passes) if i % 2 == 0 else list(passes)[::-1]):
+            start = time.perf_counter()
+            passes[name](spark.table(table).where(F.col("as_of_date") == DAY.isoformat())).write.format("noop").mode("overwrite").save()
+            times[name].append(time.perf_counter() - start)
+        print(f"floor run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items())
+              + f", load {os.getloadavg()[0]:.1f}", flush=True)
+    base = statistics.median(times["score"])
+    print("floor medians: " + ", ".join(f"{k} {statistics.median(v):.1f} s (+{statistics.median(v) - base:.1f} s)"
+                                        for k, v in times.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--models", nargs="+", choices=["logreg", "hgb"], default=["logreg", "hgb"],
                         help="which models to time (logreg, scored in the JVM, is the worst case)")
+    parser.add_argument("--floor", action="store_true",
+                        help="then time noop-sink passes: score alone, + drift codes, + drift observation (needs logreg)")
     args = parser.parse_args()
 
     from sparkml_ops.config import load_settings
@@ -105,7 +139,7 @@ def main() -> None:
     spark = build_session(settings, app_name="bench-feature-drift")
     ensure_databases(spark, settings.hive.databases)
     make_table(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", args.rows)
-    refs = publish_models(settings, args.models)
+    refs, fitted, baseline = publish_models(settings, args.models)
     prov = Provenance(user="bench", host="bench")
     print(f"{args.rows} rows x {len(FEATURES)} features, local[2], {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -123,6 +157,8 @@ def main() -> None:
         ratio = statistics.median(on / off for on, off in zip(times[True], times[False]))
         print(f"{name}: medians on {statistics.median(times[True]):.1f} s / off {statistics.median(times[False]):.1f} s; "
               f"median of per-run ratios {ratio:.3f} (+{100 * (ratio - 1):.1f}%, target <= +15%)", flush=True)
+    if args.floor and "drift_bench_logreg" in fitted:
+        floor(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", fitted["drift_bench_logreg"], baseline, args.repeat)
     spark.stop()
 
 
