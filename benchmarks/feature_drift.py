@@ -6,14 +6,18 @@ alternately with ``scoring.feature_drift`` on and off, for LogisticRegression (s
 cheapest job, so the largest relative cost) and HistGradientBoostingClassifier (Python workers).
 
 Usage:
-    .venv/bin/python benchmarks/feature_drift.py --rows 5000000 --repeat 3
+    .venv/bin/python benchmarks/feature_drift.py --rows 5000000 --repeat 3 [--models logreg hgb]
 
-Prints each run's seconds, the medians and the ratio on/off per model.
+Prints each run's seconds, the medians and the median of the per-run ratios on/off per model. With --floor,
+then times three passes over the same rows into Spark's ``noop`` sink (no Hive write, no statistics), alternating:
+the logistic score alone, the score plus the 40 drift code columns, and the score under the drift observation
+(codes, histograms, min, max), i.e. what drift costs the pass itself at the least.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -30,22 +34,24 @@ FEATURE_SET = "drift_bench_fs"
 
 
 def make_table(spark, table: str, rows: int) -> None:
-    """N rows of 40 standard-normal features, a few NULLs in one column, as one as_of_date partition."""
+    """N rows of 40 standard-normal features, as one as_of_date partition.
+
+    No NULLs: the models refuse a NULL feature, as the score job does with real data.
+    """
     from pyspark.sql import functions as F
 
     spark.sql(f"DROP TABLE IF EXISTS {table}")
     cols = ", ".join(f"{c} DOUBLE" for c in FEATURES)
     spark.sql(f"CREATE TABLE {table} (customer_id STRING, {cols}) PARTITIONED BY (as_of_date STRING) STORED AS PARQUET")
     values = [F.randn(seed=i) + (0.2 if i % 10 == 0 else 0.0) for i in range(len(FEATURES))]  # a few drift a little
-    values[1] = F.when(F.rand(seed=99) < 0.02, F.lit(None)).otherwise(values[1])
     df = spark.range(rows, numPartitions=max(2, rows // 1_000_000)).select(
         F.format_string("C%09d", F.col("id")).alias("customer_id"), *[v.alias(c) for v, c in zip(values, FEATURES)],
         F.lit(DAY.isoformat()).alias("as_of_date"))
     df.write.insertInto(table, overwrite=True)
 
 
-def publish_models(settings, n: int = 100_000) -> dict:
-    """LogisticRegression and HGB on 40 features, each with a score baseline and a per-feature baseline."""
+def publish_models(settings, models: list[str], n: int = 100_000) -> tuple[dict, dict, dict]:
+    """LogisticRegression and HGB on 40 features with score and per-feature baselines: refs, fitted models, the feature baseline."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -57,17 +63,17 @@ def publish_models(settings, n: int = 100_000) -> dict:
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
     y = (X["f00"] - 0.5 * X["f01"] + 0.3 * X["f02"] * X["f03"] + rng.normal(scale=1.0, size=n) > 1.5).astype(int)
-    registry, refs = open_registry(settings), {}
+    registry, refs, fitted = open_registry(settings), {}, {}
     baseline = {c: feature_baseline(X[c], "double") for c in FEATURES}
-    for name, model in (("drift_bench_logreg", LogisticRegression(max_iter=200)),
-                        ("drift_bench_hgb", HistGradientBoostingClassifier(max_iter=100, random_state=0))):
+    candidates = {"logreg": LogisticRegression(max_iter=200), "hgb": HistGradientBoostingClassifier(max_iter=100, random_state=0)}
+    for name, model in ((f"drift_bench_{key}", candidates[key]) for key in models):
         model.fit(X, y)
         mv = registry.publish(name, model, flavor="sklearn", provenance=Provenance(user="bench", host="bench"),
                               signature=Signature(inputs=[(c, "double") for c in FEATURES], outputs=[("score", "double")]),
                               lineage={"feature_set": FEATURE_SET, "entity_keys": ["customer_id"]},
                               extra={"baseline": score_baseline(model.predict_proba(X)[:, 1]), "feature_baseline": baseline})
-        refs[name] = mv.ref
-    return refs
+        refs[name], fitted[name] = mv.ref, model
+    return refs, fitted, baseline
 
 
 def config(name: str, drift: bool):
@@ -79,10 +85,43 @@ def config(name: str, drift: bool):
                                        "scoring": {"threshold": 0.5, "feature_drift": drift}})
 
 
+def floor(spark, table: str, model, baseline: dict, repeat: int) -> None:
+    """Noop-sink passes: score alone, score + drift codes, score under the drift observation; prints the medians."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from sparkml_ops.transforms.drift import drift_codes, observe_drift
+    from sparkml_ops.transforms.scoring import linear_score_transform
+
+    codes = [f"__drift_code_{i}" for i in range(len(FEATURES))]
+    passes = {
+        "score": lambda df: df.transform(linear_score_transform(model, FEATURES, ["customer_id"])),
+        "score+codes": lambda df: df.transform(drift_codes(baseline)).transform(
+            linear_score_transform(model, FEATURES, ["customer_id", *codes])),
+        "score+observation": lambda df: df.transform(observe_drift(Observation(), baseline)).transform(
+            linear_score_transform(model, FEATURES, ["customer_id"])),
+    }
+    times: dict[str, list[float]] = {k: [] for k in passes}
+    for i in range(repeat):
+        for name in (list(passes) if i % 2 == 0 else list(passes)[::-1]):
+            start = time.perf_counter()
+            passes[name](spark.table(table).where(F.col("as_of_date") == DAY.isoformat())).write.format("noop").mode("overwrite").save()
+            times[name].append(time.perf_counter() - start)
+        print(f"floor run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items())
+              + f", load {os.getloadavg()[0]:.1f}", flush=True)
+    base = statistics.median(times["score"])
+    print("floor medians: " + ", ".join(f"{k} {statistics.median(v):.1f} s (+{statistics.median(v) - base:.1f} s)"
+                                        for k, v in times.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--models", nargs="+", choices=["logreg", "hgb"], default=["logreg", "hgb"],
+                        help="which models to time (logreg, scored in the JVM, is the worst case)")
+    parser.add_argument("--floor", action="store_true",
+                        help="then time noop-sink passes: score alone, + drift codes, + drift observation (needs logreg)")
     args = parser.parse_args()
 
     from sparkml_ops.config import load_settings
@@ -96,15 +135,16 @@ def main() -> None:
     settings = load_settings("local", REPO / "conf", overrides=[f"state_dir={state}", "spark.master=local[2]",
                                                                  "spark.conf.spark.driver.memory=6g",
                                                                  "spark.conf.spark.sql.shuffle.partitions=4"],
-                             environ={k: v for k, v in __import__("os").environ.items() if k == "JAVA_HOME"})
+                             environ={k: v for k, v in os.environ.items() if k == "JAVA_HOME"})
     spark = build_session(settings, app_name="bench-feature-drift")
     ensure_databases(spark, settings.hive.databases)
     make_table(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", args.rows)
-    refs = publish_models(settings)
+    refs, fitted, baseline = publish_models(settings, args.models)
     prov = Provenance(user="bench", host="bench")
-    print(f"{args.rows} rows x {len(FEATURES)} features, local[2], {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"{args.rows} rows x {len(FEATURES)} features, local[2], {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     for name, ref in refs.items():
-        times = {True: [], False: []}
+        times: dict[bool, list[float]] = {True: [], False: []}
         run_scoring(spark, settings, config(name, False), parse_ref(ref), [DAY], prov)  # warm-up (JIT, caches)
         for i in range(args.repeat):
             for drift in ((True, False) if i % 2 == 0 else (False, True)):  # alternate the order
@@ -112,9 +152,13 @@ def main() -> None:
                 result = run_scoring(spark, settings, config(name, drift), parse_ref(ref), [DAY], prov)
                 times[drift].append(time.perf_counter() - start)
                 assert result.rows_out == args.rows
-        on, off = statistics.median(times[True]), statistics.median(times[False])
-        print(f"{name}: drift on {['%.1f' % t for t in times[True]]} s, off {['%.1f' % t for t in times[False]]} s; "
-              f"medians {on:.1f} / {off:.1f} s; ratio {on / off:.3f} (+{100 * (on / off - 1):.1f}%)")
+            print(f"{name} run {i + 1}: on {times[True][-1]:.1f} s, off {times[False][-1]:.1f} s, "
+                  f"ratio {times[True][-1] / times[False][-1]:.3f}, load {os.getloadavg()[0]:.1f}", flush=True)
+        ratio = statistics.median(on / off for on, off in zip(times[True], times[False]))
+        print(f"{name}: medians on {statistics.median(times[True]):.1f} s / off {statistics.median(times[False]):.1f} s; "
+              f"median of per-run ratios {ratio:.3f} (+{100 * (ratio - 1):.1f}%, target <= +15%)", flush=True)
+    if args.floor and "drift_bench_logreg" in fitted:
+        floor(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", fitted["drift_bench_logreg"], baseline, args.repeat)
     spark.stop()
 
 

@@ -26,7 +26,7 @@ from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_e
 from sparkml_ops.modelconfig import ModelConfig, ScoringConfig
 from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, open_registry
 from sparkml_ops.registry.flavors import BytesFlavor, RulesFlavor, get_flavor
-from sparkml_ops.transforms.drift import FeatureCounts, drift_aggregates, drift_counts
+from sparkml_ops.transforms.drift import FeatureCounts, drift_counts, observe_drift
 from sparkml_ops.transforms.rules import RulesModel
 from sparkml_ops.transforms.scoring import (
     LINEAR_CLASSES,
@@ -389,7 +389,7 @@ def write_scores(spark: "SparkSession", plan: ScoringPlan) -> WrittenScores:
             features = plan.source.frame.where(F.col(PARTITION_COLUMN) == day)
             if baseline:  # the drift aggregates ride on the insert's own scan of the feature rows
                 observed[day] = Observation()
-                features = features.observe(observed[day], *drift_aggregates(baseline))
+                features = features.transform(observe_drift(observed[day], baseline))
             insert_partitions(features.transform(plan.transform).transform(rows), plan.output_table,
                               {"score_date": day, "model_name": version.name})
     finally:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparkml_ops.evaluation import PSI_EPSILON, feature_baseline, feature_psi
-from sparkml_ops.transforms.drift import drift_aggregates, drift_counts
+from sparkml_ops.transforms.drift import drift_aggregates, drift_codes, drift_counts
 
 pytestmark = pytest.mark.spark
 
@@ -21,7 +21,7 @@ def _numpy_psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def _drift(spark, baseline, rows, schema):
-    row = spark.createDataFrame(rows, schema).agg(*drift_aggregates(baseline)).first().asDict()
+    row = spark.createDataFrame(rows, schema).transform(drift_codes(baseline)).agg(*drift_aggregates(baseline)).first().asDict()
     return drift_counts(row, baseline)
 
 
@@ -69,3 +69,33 @@ def test_a_low_cardinality_integer_is_compared_by_category(spark):
     assert counts.counts == (50, 50)
     assert feature_psi(baseline["flag"], counts.counts, counts.other) == pytest.approx(
         _numpy_psi(np.array([0.9, 0.1, 0.0]), np.array([0.5, 0.5, 0.0])))
+
+
+def test_observed_on_many_partitions_the_counts_are_exact_and_the_rows_unchanged(spark):
+    from pyspark.sql import Observation
+
+    from sparkml_ops.transforms.drift import observe_drift
+
+    baseline = {"x": feature_baseline(TRAIN, "double"), "segment": feature_baseline(["a"] * 60 + ["b"] * 40, "string")}
+    rows = [(float(v), "abc"[i % 3]) for i, v in enumerate(TRAIN + 0.1)] + [(None, None)] * 250
+    observation = Observation()
+    df = spark.createDataFrame(rows, "x double, segment string").repartition(4)
+    out = df.transform(observe_drift(observation, baseline))
+    assert out.columns == ["x", "segment"] and out.count() == 1250 and len(out.collect()) == 1250
+    counts = drift_counts(observation.get, baseline)
+    assert counts["x"].counts == (0, *[100] * 8, 200) and counts["x"].out_of_range == 100
+    assert (counts["segment"].counts, counts["segment"].other, counts["segment"].present) == ((334, 333), 333, 1000)
+
+
+def test_values_on_the_edges_at_the_extremes_infinite_and_nan_fall_in_the_bins_numpy_gives(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    edges, low, high = baseline["x"]["edges"], baseline["x"]["min"], baseline["x"]["max"]
+    finite = [low, high, *edges, 0.5, math.nextafter(low, -math.inf), math.nextafter(high, math.inf)]
+    rows = [(v,) for v in [*finite, -math.inf, math.inf, math.nan]] + [(None,)] * 3
+    counts = _drift(spark, baseline, rows, "x double")["x"]
+
+    numpy_counts = np.bincount(np.searchsorted(edges, [*finite, -math.inf, math.inf], side="right"), minlength=10)
+    numpy_counts[-1] += 1  # NaN is above every double in Spark, hence above the training max
+    assert list(counts.counts) == numpy_counts.tolist()
+    assert (counts.rows, counts.present, counts.out_of_range) == (len(rows), len(rows) - 3, 5)
+    assert counts.min == -math.inf and math.isnan(counts.max)
