@@ -16,8 +16,10 @@ EXIT_INTEGRITY = 5
 EXIT_REMOTE = 6
 EXIT_REFUSED = 7
 EXIT_CONFLICT = 8
-EXIT_INPUTS_CHANGED = 9
-EXIT_NOT_REPRODUCED = 10
+EXIT_AUTH = 9  # Kerberos: no or refused credentials (issue 13)
+EXIT_MISSING_RUN = 10  # `monitor check` only: no successful score run for the date (an alert was sent)
+EXIT_INPUTS_CHANGED = 11
+EXIT_NOT_REPRODUCED = 12
 EXIT_INTERRUPTED = 130
 
 

@@ -65,6 +65,10 @@ class ScoringConfig(Frozen):
     psi_warn: float = Field(default=0.1, ge=0)
     psi_fail: float = Field(default=0.25, ge=0)
     fail_on_drift: bool = False
+    # Per-feature drift (ml_ops.feature_drift), computed while the scores are written; limits for its status.
+    feature_drift: bool = True
+    feature_psi_warn: float = Field(default=0.1, ge=0)
+    feature_psi_fail: float = Field(default=0.25, ge=0)
     arrow_batch_size: int = Field(default=10_000, ge=100)
 
 
@@ -85,6 +89,9 @@ class ModelConfig(Frozen):
     description: str = ""
     # binary: a 0/1 label, the score is P(1); regression: a numeric label, the score is the prediction.
     task: Literal["binary", "regression"] = "binary"
+    # Free text for the model card of every version's report: what the scores are for, and what they are not.
+    intended_use: str = ""
+    limitations: str = ""
     feature_set: str
     label_table: TableName
     label_column: str = "label"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from sparkml_ops import alerts
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, RefusedError
-from sparkml_ops.evaluation import QUANTILES, histogram_quantiles, population_stability_index
+from sparkml_ops.evaluation import QUANTILES, feature_psi, histogram_quantiles, population_stability_index
 from sparkml_ops.features import PARTITION_COLUMN, feature_table_name
 from sparkml_ops.identifiers import ModelRef, new_run_id
 from sparkml_ops.io import ops_tables
@@ -25,6 +26,7 @@ from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_e
 from sparkml_ops.modelconfig import ModelConfig, ScoringConfig
 from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, open_registry
 from sparkml_ops.registry.flavors import BytesFlavor, RulesFlavor, get_flavor
+from sparkml_ops.transforms.drift import FeatureCounts, drift_counts, observe_drift
 from sparkml_ops.transforms.rules import RulesModel
 from sparkml_ops.transforms.scoring import (
     LINEAR_CLASSES,
@@ -84,6 +86,13 @@ class ScoringPlan:
         """The score dates, ISO, sorted."""
         return self.source.dates
 
+    @property
+    def feature_baseline(self) -> dict[str, Any]:
+        """The per-feature drift baseline of the version; empty when it has none or ``scoring.feature_drift`` is off."""
+        if not self.config.feature_drift:
+            return {}
+        return dict((self.version.manifest.get("extra") or {}).get("feature_baseline") or {})
+
 
 @dataclass(frozen=True)
 class WrittenScores:
@@ -91,6 +100,8 @@ class WrittenScores:
 
     rows: "DataFrame"
     rows_in: int
+    # Per date, each feature's counts, aggregated while the date's rows were read for scoring (no extra scan).
+    feature_counts: Mapping[str, Mapping[str, FeatureCounts]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,24 @@ class ScoreStats:
     def psi(self) -> dict[str, float]:
         """PSI per date, for the dates that have one."""
         return {d: s.psi for d, s in self.per_date.items() if s.psi is not None}
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's drift on one score date: its counts, PSI against the training baseline, and status."""
+
+    feature: str
+    baseline: Mapping[str, Any]
+    counts: FeatureCounts
+    psi: float | None
+    status: str  # ok | warn | fail by scoring.feature_psi_warn / feature_psi_fail
+
+    def shares(self) -> dict[str, Any]:
+        """Current and training shares per bin (or category, then unseen ones), for the table's JSON column."""
+        current = [*self.counts.counts, *([self.counts.other] if self.baseline.get("kind") == "categorical" else [])]
+        total = sum(current) or 1
+        return {"bins": self.baseline.get("edges", self.baseline.get("categories", [])),
+                "current": [c / total for c in current], "training": list(self.baseline.get("shares") or [])}
 
 
 @dataclass(frozen=True)
@@ -186,7 +215,8 @@ def run_scoring(
         raise DataValidationError(f"model reference {str(ref)!r} names model {ref.name!r} but the config is for {model_config.name!r}.")
     request = ScoringRequest(model_config.scoring, tuple(sorted({d.isoformat() for d in dates})), new_run_id("score"))
     record = _run_record(spark, ref, request, provenance)
-    with ops_tables.recorded_run(spark, settings.hive.databases.ops, record):
+    with alerts.on_failure(spark, settings, "score", ref.name, request.run_id), \
+            ops_tables.recorded_run(spark, settings.hive.databases.ops, record):
         registry = open_registry(settings)
         version = registry.resolve(ref)
         record.update(model_name=version.name, model_version=version.version)  # a failure from here on names it
@@ -194,7 +224,12 @@ def run_scoring(
         written = write_scores(spark, plan)
         stats = score_statistics(plan, written)
         verdict = drift_verdict(plan, stats)
+        features = feature_drift(plan, written)
         record_statistics(spark, settings.hive.databases.ops, plan, stats, verdict)
+        record_feature_drift(spark, settings.hive.databases.ops, plan, features)
+        alert = drift_alert(plan, stats, verdict, features, settings.alerts.drift_level)
+        if alert is not None:  # best effort: the scores are written whatever becomes of it
+            alerts.send(spark, settings, alert)
         result = ScoreResult.of(plan, written, stats, verdict)
         record.update(result.run_record())
         check_complete(result)
@@ -341,22 +376,28 @@ def _rules_transform(version: ModelVersion, model: RulesModel, source: FeatureSo
 
 def write_scores(spark: "SparkSession", plan: ScoringPlan) -> WrittenScores:
     """Score each date into its own partition ``(score_date, model_name)`` of the scores table; releases the broadcast."""
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    version = plan.version
+    version, baseline = plan.version, plan.feature_baseline
     rows = output_rows(plan.source.entity_keys, plan.config.threshold, version.version, plan.run_id, plan.scored_at)
+    observed: dict[str, Observation] = {}
     try:
         # One static-partition insert per date: no sort by partition columns, and each date is
         # replaced on its own, so a backfill stopped midway leaves whole dates behind.
         for day in plan.dates:
-            scored = plan.source.frame.where(F.col(PARTITION_COLUMN) == day).transform(plan.transform)
-            insert_partitions(scored.transform(rows), plan.output_table, {"score_date": day, "model_name": version.name})
+            features = plan.source.frame.where(F.col(PARTITION_COLUMN) == day)
+            if baseline:  # the drift aggregates ride on the insert's own scan of the feature rows
+                observed[day] = Observation()
+                features = features.transform(observe_drift(observed[day], baseline))
+            insert_partitions(features.transform(plan.transform).transform(rows), plan.output_table,
+                              {"score_date": day, "model_name": version.name})
     finally:
         if plan.broadcast is not None:
             plan.broadcast.unpersist()
     rows_in = plan.source.frame.count()
     written = spark.table(plan.output_table).where((F.col("model_name") == version.name) & F.col("score_date").isin(list(plan.dates)))
-    return WrittenScores(written, rows_in)
+    return WrittenScores(written, rows_in, {day: drift_counts(obs.get, baseline) for day, obs in observed.items()})
 
 
 def score_statistics(plan: ScoringPlan, written: WrittenScores) -> ScoreStats:
@@ -420,6 +461,59 @@ def _date_stats(agg: Mapping[str, Any], approx: list[float] | None, baseline: Ma
         psi = population_stability_index(baseline["proportions"], [b / valued for b in agg["bins"]])
     quantiles = approx or histogram_quantiles(agg["cells"], QUANTILE_CELLS, QUANTILES)
     return DateStats(agg["n"], agg["total"] / valued if valued else None, tuple(quantiles), psi)
+
+
+def feature_drift(plan: ScoringPlan, written: WrittenScores) -> dict[str, list[FeatureDrift]]:
+    """Each feature's PSI and status per score date, from the counts :func:`write_scores` aggregated."""
+    cfg, baseline = plan.config, plan.feature_baseline
+    out: dict[str, list[FeatureDrift]] = {}
+    for day, per_feature in written.feature_counts.items():
+        out[day] = []
+        for name, counts in per_feature.items():
+            psi = feature_psi(baseline[name], counts.counts, counts.other)
+            status = "ok" if psi is None else "fail" if psi > cfg.feature_psi_fail else "warn" if psi > cfg.feature_psi_warn else "ok"
+            out[day].append(FeatureDrift(name, baseline[name], counts, psi, status))
+        drifted = [f"{d.feature} {d.psi:.3f}" for d in out[day] if d.status != "ok"]
+        if drifted:
+            log.warning("feature drift for %s:%s on %s (%d rows): %s", plan.version.name, plan.version.version, day,
+                        next(iter(per_feature.values())).rows, ", ".join(drifted))
+    return out
+
+
+def drift_alert(plan: ScoringPlan, stats: ScoreStats, verdict: DriftVerdict, features: Mapping[str, Sequence[FeatureDrift]],
+                level: str) -> alerts.Alert | None:
+    """One ``drift`` alert for the score dates and features whose status is ``level`` (warn or fail) or worse, if any."""
+    hit = ("warn", "fail") if level == "warn" else ("fail",)
+    score = {d: stats.per_date[d].psi for d, st in verdict.statuses.items() if st in hit}
+    drifted = {d: {f.feature: round(f.psi, 4) for f in fs if f.status in hit} for d, fs in features.items()}
+    drifted = {d: f for d, f in drifted.items() if f}
+    if not score and not drifted:
+        return None
+    version = plan.version
+    parts = [f"score PSI on {len(score)} date(s)"] if score else []
+    parts += [f"{len({f for fs in drifted.values() for f in fs})} feature(s)"] if drifted else []
+    return alerts.Alert("drift", version.name, f"drift above {level} for {version.ref}: {' and '.join(parts)}",
+                        {"model_version": version.version, "dates": list(plan.dates), "score_psi": score,
+                         "feature_psi": drifted, "rows": {d: stats.per_date[d].rows for d in plan.dates},
+                         "limits": {k: getattr(plan.config, k) for k in ("psi_warn", "psi_fail", "feature_psi_warn", "feature_psi_fail")}},
+                        severity="error" if any(f.status == "fail" for fs in features.values() for f in fs)
+                        or "fail" in verdict.statuses.values() else "warning", run_id=plan.run_id)
+
+
+def record_feature_drift(spark: "SparkSession", ops_db: str, plan: ScoringPlan, drift: Mapping[str, Sequence[FeatureDrift]]) -> None:
+    """Append one ``feature_drift`` row per score date and feature."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [{"run_id": plan.run_id, "model_name": plan.version.name, "model_version": plan.version.version,
+             "feature": d.feature, "kind": d.baseline.get("kind"), "rows": d.counts.rows,
+             "baseline_rows": d.baseline.get("rows"), "null_rate": d.counts.null_rate,
+             "baseline_null_rate": d.baseline.get("null_rate"), "min_value": d.counts.min, "max_value": d.counts.max,
+             "baseline_min": d.baseline.get("min"), "baseline_max": d.baseline.get("max"),
+             "out_of_range": d.counts.out_of_range, "psi": d.psi, "psi_status": d.status,
+             "shares": json.dumps(d.shares(), default=str), "computed_at": now, "score_date": day}
+            for day, features in drift.items() for d in features]
+    if rows:
+        table = ops_tables.ensure_feature_drift_table(spark, ops_db)
+        ops_tables.append_rows(spark, table, rows, (*ops_tables.DRIFT_COLUMNS, *ops_tables.DRIFT_PARTITIONS))
 
 
 def drift_verdict(plan: ScoringPlan, stats: ScoreStats) -> DriftVerdict:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sparkml_ops import alerts
+from sparkml_ops import evaluation as ev
 from sparkml_ops.config import Settings
 from sparkml_ops.configfile import import_user_module
 from sparkml_ops.errors import ConfigError, DataValidationError, ModelNotFoundError
@@ -112,6 +114,48 @@ class Candidate:
     reproduction: dict[str, Any] = field(default_factory=dict)  # what `models reproduce` needs (lineage.py)
 
 
+@dataclass(frozen=True)
+class ChampionScores:
+    """The current champion on this run's validation rows: its metrics, or none when it needs features this set lacks."""
+
+    ref: str
+    metrics: dict[str, float]
+    comparable: bool
+
+    def metric(self, name: str) -> float:
+        """The champion's ``name`` metric; NaN when it cannot be compared."""
+        return self.metrics.get(name, math.nan) if self.comparable else math.nan
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a training run stores under ``evaluation/`` in its version, and the per-feature drift baseline.
+
+    ``validation`` holds the rows the metrics were computed on: entity keys, event time, label, score, then
+    every input feature in signature order. ``summary`` is everything else the model report shows (plain JSON).
+    """
+
+    validation: "pd.DataFrame"
+    summary: dict[str, Any]
+    feature_baseline: dict[str, Any]
+
+    def files(self) -> dict[str, bytes]:
+        """The version's ``evaluation/`` files, by path."""
+        import io
+
+        buffer = io.BytesIO()
+        self.validation.to_parquet(buffer, index=False)
+        return {VALIDATION_FILE: buffer.getvalue(),
+                SUMMARY_FILE: json.dumps(self.summary, indent=1, sort_keys=True, allow_nan=False).encode()}
+
+
+VALIDATION_FILE = "evaluation/validation.parquet"
+SUMMARY_FILE = "evaluation/summary.json"
+REPORT_FILE = "report.html"
+IMPORTANCE_ROWS = 20_000  # validation rows permutation importance is computed on (seeded sample)
+IMPORTANCE_ROWS_SPARK = 2_000  # the same for a Spark ML model, which scores every shuffled copy as a Spark job
+
+
 def build_estimator(config: ModelConfig) -> Any:
     """Instantiate the estimator named by the model config (class path + params, or a user factory).
 
@@ -164,18 +208,16 @@ def run_training(
     """
     run_id = new_run_id("train")
     record = _run_record(spark, config, window, run_id, provenance)
-    with recorded_run(spark, settings.hive.databases.ops, record):
+    with alerts.on_failure(spark, settings, "train", config.name, run_id), recorded_run(spark, settings.hive.databases.ops, record):
         data = training_data(spark, settings, config, window)
         record["rows_in"] = data.total  # a failure from here on still says how many rows there were
         split = time_split(config, data)
-        estimator = fit(config, data, split)
-        metrics, baseline = evaluate(config, data, split, estimator)
-        inputs = reproduction_record(spark, config, data, estimator)
-        candidate = Candidate(estimator, metrics, baseline, {**training_lineage(settings, data, split, run_id),
-                                                             **inputs.lineage}, inputs.record)
+        candidate = train_candidate(spark, settings, config, data, split, run_id)
         registry = open_registry(settings)
-        gate = decide_gate(config, candidate.metrics, champion_metric(registry, config, data, split))
-        version = None if dry_run else publish(registry, config, data, candidate, provenance)
+        champion = champion_scores(registry, config, data, split)
+        gate = decide_gate(config, candidate.metrics, champion and champion.metric(config.gate.compare_metric))
+        evaluation = evaluation_data(config, data, split, candidate, EvaluationContext(champion, gate, run_id))
+        version = None if dry_run else publish(registry, config, data, candidate, provenance, evaluation)
         if version is not None:
             record["rows_out"] = 1
             apply_gate(registry, version, gate, run_id, provenance)
@@ -183,6 +225,17 @@ def run_training(
                              candidate.lineage, gate, dry_run)
         record.update(result.run_record())
     return result
+
+
+# params: the training steps' own inputs, shared by `train` and `models reproduce`, which must not differ.
+def train_candidate(spark: "SparkSession", settings: Settings, config: ModelConfig, data: TrainingSet, split: TimeSplit,
+                    run_id: str) -> Candidate:
+    """Fit on the training split, evaluate on validation, and record lineage and what a reproduction needs."""
+    estimator = fit(config, data, split)
+    metrics, baseline = evaluate(config, data, split, estimator)
+    inputs = reproduction_record(spark, config, data, estimator)
+    return Candidate(estimator, metrics, baseline, {**training_lineage(settings, data, split, run_id), **inputs.lineage},
+                     inputs.record)
 
 
 def _run_record(spark: "SparkSession", config: ModelConfig, window: TrainingWindow, run_id: str,
@@ -232,7 +285,9 @@ def time_split(config: ModelConfig, data: TrainingSet) -> TimeSplit:
     label_type = "int" if config.task == "binary" else "double"
     ordered = data.frame.orderBy(*data.spec.entity_keys, data.spec.event_time, label)
     # Bounded by training.max_rows: sklearn trains on one machine.
-    pdf = ordered.select(*data.names, F.col(label).cast(label_type).alias(label), split.alias("_split")).toPandas()
+    # Keys and event time travel along: the stored validation rows must say whose and when they are.
+    ident = [*data.spec.entity_keys, data.spec.event_time]
+    pdf = ordered.select(*ident, *data.names, F.col(label).cast(label_type).alias(label), split.alias("_split")).toPandas()
     train = pdf[pdf["_split"] == "train"]
     valid = pdf[pdf["_split"] == "validation"]
     for part, rows in (("training", train), ("validation", valid)):
@@ -346,9 +401,110 @@ def training_lineage(settings: Settings, data: TrainingSet, split: TimeSplit, ru
     }
 
 
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What the evaluation data records besides the candidate: the champion's scores, the gate, the run."""
+
+    champion: ChampionScores | None
+    gate: GateDecision
+    run_id: str
+
+
+def evaluation_data(config: ModelConfig, data: TrainingSet, split: TimeSplit, candidate: Candidate,
+                    context: EvaluationContext) -> Evaluation:
+    """The validation rows with their scores, the report's summary and the per-feature drift baseline."""
+    names, label = data.names, data.label
+    valid_scores = predict_scores(candidate.estimator, split.valid[names])
+    train_scores = predict_scores(candidate.estimator, split.train[names])
+    keys = [*data.spec.entity_keys, data.spec.event_time]
+    rows = split.valid[keys].assign(**{label: split.valid[label].to_numpy(), "score": valid_scores})
+    validation = rows.join(split.valid[names]).reset_index(drop=True)
+    baseline = {n: ev.feature_baseline(split.train[n], t, config.scoring.psi_bins) for n, t in data.features}
+    summary = {
+        "format": 1, "model": config.name, "run_id": context.run_id, "metrics": candidate.metrics,
+        "lower_is_better": sorted(LOWER_IS_BETTER),
+        "validation": _validation_figures(config, split, candidate.estimator, valid_scores, label, names),
+        "task": config.task,
+        "scores": _score_histograms(config, train_scores, valid_scores),
+        "data": candidate.lineage,
+        "features": {n: _feature_summary(split.train[n], baseline[n]) for n in names},
+        "champion": None if context.champion is None else {
+            "ref": context.champion.ref, "metrics": context.champion.metrics, "comparable": context.champion.comparable},
+        "gate": {"challenger": context.gate.challenger, "champion": context.gate.champion, "reasons": list(context.gate.reasons)},
+        "card": {"intended_use": config.intended_use, "limitations": config.limitations, "description": config.description,
+                 "thresholds": list(config.training.thresholds), "decision_threshold": config.scoring.threshold},
+    }
+    return Evaluation(validation, _plain(summary), baseline)
+
+
+def _score_histograms(config: ModelConfig, train: Any, valid: Any) -> dict[str, dict[str, list[float]]]:
+    """Training and validation score histograms: over [0, 1] for a probability, else over the scores' common range."""
+    import numpy as np
+
+    span = (0.0, 1.0)
+    if config.task == "regression" and len(train) + len(valid):
+        both = np.concatenate([np.asarray(train, dtype="float64"), np.asarray(valid, dtype="float64")])
+        low, high = float(np.nanmin(both)), float(np.nanmax(both))
+        span = (low, high if high > low else low + 1.0)
+    return {"train": ev.score_histogram(train, span=span), "validation": ev.score_histogram(valid, span=span)}
+
+
+def _validation_figures(config: ModelConfig, split: TimeSplit, estimator: Any, scores: Any, label: str,
+                        names: list[str]) -> dict[str, Any]:
+    """Permutation importance on the validation rows; for a binary task also curves, KS/Gini, lift, calibration
+    and confusion matrices (a regression's errors are its headline metrics)."""
+    y = split.valid[label]
+    # A Spark ML model scores each shuffled copy as a Spark job: a smaller sample keeps that bounded.
+    rows = IMPORTANCE_ROWS if not is_spark_model(estimator) else IMPORTANCE_ROWS_SPARK
+    sample = split.valid.sample(n=min(len(split.valid), rows), random_state=config.training.seed)
+    importance = ev.permutation_importance(lambda x: predict_scores(estimator, x), sample[names], sample[label],
+                                           seed=config.training.seed, task=config.task)
+    if config.task == "regression":
+        return {"importance": importance}
+    thresholds = sorted({*config.training.thresholds, *([config.scoring.threshold] if config.scoring.threshold is not None else [])})
+    return {
+        **ev.curves(y, scores), **ev.ks_gini(y, scores),
+        "lift": ev.lift_table(y, scores), "calibration": ev.calibration(y, scores),
+        "confusion": [ev.confusion(y, scores, t) for t in thresholds],
+        "importance": importance,
+    }
+
+
+def _feature_summary(values: "pd.Series", baseline: dict[str, Any]) -> dict[str, Any]:
+    """What the report's training-data table shows of one feature: kind, nulls, range, mean and quartiles."""
+    out = {k: baseline.get(k) for k in ("type", "kind", "null_rate", "min", "max")}
+    if baseline["kind"] == "numeric":
+        present = values.dropna().astype("float64")
+        quartiles = present.quantile([0.25, 0.5, 0.75]).tolist() if len(present) else [None] * 3
+        out.update(mean=float(present.mean()) if len(present) else None, p25=quartiles[0], p50=quartiles[1], p75=quartiles[2])
+    else:
+        out["categories"] = dict(zip(map(str, baseline["categories"]), baseline["shares"]))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as strict JSON data: NaN and infinities become None, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def publish(registry: ModelRegistry, config: ModelConfig, data: TrainingSet, candidate: Candidate,
-            provenance: Provenance) -> ModelVersion:
-    """Register the candidate as the model's next version (no alias yet)."""
+            provenance: Provenance, evaluation: Evaluation) -> ModelVersion:
+    """Register the candidate as the model's next version (no alias yet), with its evaluation data and report."""
+    from sparkml_ops.reports import ModelReportData, render_model_report
+
+    history = registry.history(config.name) if registry.version_numbers(config.name) else []
+
+    def report(mv: ModelVersion) -> dict[str, bytes]:
+        return {REPORT_FILE: render_model_report(ModelReportData(mv.manifest, evaluation.summary, history)).encode()}
+
     estimator = candidate.estimator
     flavor, params = model_flavor(config, estimator)
     return registry.publish(
@@ -357,7 +513,9 @@ def publish(registry: ModelRegistry, config: ModelConfig, data: TrainingSet, can
         params=params, metrics={k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in candidate.metrics.items()},
         lineage=candidate.lineage, tags=dict(config.tags),
         description=config.description, provenance=provenance,
-        extra={"baseline": candidate.baseline, "scoring": config.scoring.model_dump(), "reproduction": candidate.reproduction},
+        extra={"baseline": candidate.baseline, "scoring": config.scoring.model_dump(), "reproduction": candidate.reproduction,
+               "feature_baseline": _plain(evaluation.feature_baseline)},
+        files=evaluation.files(), rendered=report,
     )
 
 
@@ -387,8 +545,8 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def champion_metric(registry: ModelRegistry, config: ModelConfig, data: TrainingSet, split: TimeSplit) -> float | None:
-    """The current champion's metric on this run's validation rows; None when there is no champion, NaN when it cannot be compared."""
+def champion_scores(registry: ModelRegistry, config: ModelConfig, data: TrainingSet, split: TimeSplit) -> ChampionScores | None:
+    """The current champion's metrics on this run's validation rows; None when there is no champion."""
     try:
         current = registry.resolve(ModelRef(config.name, alias="champion"))
     except ModelNotFoundError:
@@ -398,10 +556,13 @@ def champion_metric(registry: ModelRegistry, config: ModelConfig, data: Training
     if any(n not in valid.columns for n in inputs):
         log.warning("champion %s:%s needs features %s not in this training set; it cannot be compared",
                     current.name, current.version, [n for n in inputs if n not in valid.columns])
-        return math.nan
+        return ChampionScores(current.ref, {}, comparable=False)
     model = registry.load(current).model
     scores = predict_scores(model, valid[inputs])
-    return task_metrics(config, valid[data.label], scores).get(config.gate.compare_metric, math.nan)
+    metrics = task_metrics(config, valid[data.label], scores)
+    if config.task == "binary":
+        metrics.update(ev.ks_gini(valid[data.label], scores))
+    return ChampionScores(current.ref, metrics, comparable=True)
 
 
 def decide_gate(config: ModelConfig, metrics: dict[str, float], champion_metric: float | None) -> GateDecision:

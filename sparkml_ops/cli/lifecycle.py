@@ -142,8 +142,8 @@ def register_reproduce(models: argparse._SubParsersAction) -> None:
         "reproduce", help="retrain a version from its recorded inputs in a scratch directory and compare",
         description="Check the version's recorded spec, config and source partitions against today, retrain it into "
                     "a scratch registry, compare predictions on its validation rows and metrics, and write "
-                    "reproduce.json for auditors. Exit codes: 0 identical or equivalent, 9 inputs changed "
-                    "(nothing retrained; --force runs anyway), 10 different, 4 unknown version.")
+                    "reproduce.json for auditors. Exit codes: 0 identical or equivalent, 11 inputs changed "
+                    "(nothing retrained; --force runs anyway), 12 different, 4 unknown version.")
     p.add_argument("ref", help="NAME:VERSION, e.g. card_fraud:3")
     p.add_argument("--force", action="store_true", help="retrain even when inputs changed; the report is marked forced")
     p.add_argument("--register", action="store_true", help="also publish the result as a new version (no alias)")

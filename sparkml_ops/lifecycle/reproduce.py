@@ -6,12 +6,12 @@ A reproduction is a short sequence of steps (see :func:`reproduce`):
 2. copy the spec and model config *as used* into a scratch directory;
 3. check today against the record: the spec and config files of the repository, and every source
    and label partition the training would read today. A change is named exactly and stops the
-   run (exit 9) unless forced, which marks the result;
+   run (exit 11) unless forced, which marks the result;
 4. retrain from the copies into a scratch registry (never a new version of the real registry,
    unless asked to register);
 5. compare predictions on the stored validation rows (``evaluation/validation.parquet`` of the
    version; rebuilt from today's data, scored by the registered model, for versions without it)
-   and metrics: *identical* (bit for bit), *equivalent* within the tolerance, or *different* (exit 10);
+   and metrics: *identical* (bit for bit), *equivalent* within the tolerance, or *different* (exit 12);
 6. write the auditors' JSON report next to the retrained model.
 """
 
@@ -47,17 +47,18 @@ from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, get_fl
 from sparkml_ops.registry.flavors import BytesFlavor
 from sparkml_ops.training import (
     Candidate,
+    Evaluation,
+    EvaluationContext,
+    GateDecision,
     TimeSplit,
     TrainingSet,
     TrainingWindow,
-    evaluate,
-    fit,
+    evaluation_data,
     publish,
-    reproduction_record,
     task_metrics,
     time_split,
+    train_candidate,
     training_data,
-    training_lineage,
 )
 from sparkml_ops.transforms.scoring import predict_scores
 
@@ -122,6 +123,7 @@ class Retrained:
     data: TrainingSet
     split: TimeSplit
     candidate: Candidate
+    evaluation: Evaluation
     version: ModelVersion
 
 
@@ -172,7 +174,7 @@ def reproduce(spark: "SparkSession", settings: Settings, request: ReproduceReque
 
     Raises:
         ModelNotFoundError: unknown model or version (exit 4).
-        InputsChangedError: the spec, config or a source partition changed and ``force`` is off (exit 9);
+        InputsChangedError: the spec, config or a source partition changed and ``force`` is off (exit 11);
             the report is written first and says exactly what changed.
     """
     registry = open_registry(settings)
@@ -273,13 +275,12 @@ def retrain(spark: "SparkSession", scratch: Scratch, recorded: Recorded, run_id:
     config = load_model_config(settings.conf_dir, recorded.version.name)
     data = training_data(spark, settings, config, recorded.window)
     split = time_split(config, data)
-    model = fit(config, data, split)
-    metrics, baseline = evaluate(config, data, split, model)
-    inputs = reproduction_record(spark, config, data, model)
-    candidate = Candidate(model, metrics, baseline, {**training_lineage(settings, data, split, run_id), **inputs.lineage},
-                          inputs.record)
-    version = publish(open_registry(settings), config, data, candidate, provenance)
-    return Retrained(config, data, split, candidate, version)
+    candidate = train_candidate(spark, settings, config, data, split, run_id)
+    # No champion and no gate in a scratch registry: the copy is compared, never promoted.
+    context = EvaluationContext(None, GateDecision(reasons=("a reproduction: no gate",)), run_id)
+    evaluation = evaluation_data(config, data, split, candidate, context)
+    version = publish(open_registry(settings), config, data, candidate, provenance, evaluation)
+    return Retrained(config, data, split, candidate, evaluation, version)
 
 
 def compare(registry: ModelRegistry, recorded: Recorded, retrained: Retrained) -> Comparison:
@@ -341,7 +342,7 @@ def register(registry: ModelRegistry, retrained: Retrained, recorded: Recorded, 
     """Publish the reproduced model as a new version of the real registry, tagged with what it reproduces (no alias)."""
     tags = {**retrained.config.tags, "reproduces": recorded.version.ref}
     config = retrained.config.model_copy(update={"tags": tags})
-    return publish(registry, config, retrained.data, retrained.candidate, provenance)
+    return publish(registry, config, retrained.data, retrained.candidate, provenance, retrained.evaluation)
 
 
 def _run_record(spark: "SparkSession", recorded: Recorded, run_id: str, provenance: Provenance) -> dict[str, Any]:

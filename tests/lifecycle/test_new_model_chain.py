@@ -14,7 +14,8 @@ import pytest
 
 from sparkml_ops.identifiers import ModelRef
 from sparkml_ops.modelconfig import load_model_config
-from sparkml_ops.quickstart import WARMUP_DAYS
+from sparkml_ops.features import load_feature_spec
+from sparkml_ops.quickstart import warmup_days
 from sparkml_ops.registry import Provenance, open_registry
 from sparkml_ops.training import TrainingWindow, run_training
 
@@ -64,7 +65,8 @@ def test_a_rule_is_registered_gated_and_scored_in_the_jvm_and_the_next_ml_model_
                     "  params: {max_iter: 50, random_state: 0}\n" + text[text.index("training:"):])
     config = load_model_config(project / "conf", "first_rule")
     first = TODAY - timedelta(days=60)  # the generated test's history_days
-    window = TrainingWindow(first + timedelta(days=WARMUP_DAYS), TODAY - timedelta(days=1))
+    warmup = warmup_days(load_feature_spec(config.feature_set, settings), 60)  # as the generated test's chain
+    window = TrainingWindow(first + timedelta(days=warmup), TODAY - timedelta(days=1))
     trained = run_training(spark, settings, config, window, Provenance(user="tests", host="ci"))
     champion_auc = rule.manifest["metrics"]["roc_auc"]
     assert any(f"the champion's {champion_auc:.4f}" in reason for reason in trained.gate.reasons), trained.gate.reasons

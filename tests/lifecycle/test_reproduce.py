@@ -64,7 +64,7 @@ def test_a_changed_spec_is_detected_and_named_and_nothing_is_retrained(trained, 
             reproduce(spark, settings, ReproduceRequest(ref, out_dir=scratch), PROV)
     finally:
         spec.write_text(original)
-    assert err.value.exit_code == 9
+    assert err.value.exit_code == 11
     assert f"{ref} cannot be reproduced as recorded: feature spec card_fraud: card_fraud.yaml changed (sha256 " in err.value.message
     report = Path(err.value.message.rsplit("Report: ", 1)[1])
     body = json.loads(report.read_text())
