@@ -30,7 +30,13 @@ def run(deploy_run: DeployRun, edge_hdfs, tmp_path_factory: pytest.TempPathFacto
     """Own base_dir, hdfs_dir, registry and state (Derby metastore, warehouse) shared by dev1 and this host."""
     own = DeployRun(deploy_run.builds, f"tr-{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("registries"))
     state = tmp_path_factory.mktemp("trace-state")
-    yield own, state
+    # The rig's environment files plus the project's model config and feature spec, which the chain
+    # run from the release needs (the generated conf has only the environments).
+    conf = tmp_path_factory.mktemp("trace-conf") / "conf"
+    shutil.copytree(GEN_CONF, conf)
+    for part in ("models", "features"):
+        shutil.copytree(REPO / "conf" / part, conf / part)
+    yield own, state, conf
     shutil.rmtree(own.host_dir("dev1"), ignore_errors=True)
     remove_hdfs_dir(own.hdfs_dir)
 
@@ -40,14 +46,14 @@ def _sets(own: DeployRun, state) -> list[str]:
     return [*own.overrides("dev"), f"state_dir={state}", f"deploy.hdfs_read_uri={webhdfs}"]
 
 
-def _cli(own: DeployRun, state, *args: str) -> subprocess.CompletedProcess:
+def _cli(own: DeployRun, state, conf, *args: str) -> subprocess.CompletedProcess:
     sets = [x for o in _sets(own, state) for x in ("--set", o)]
-    return subprocess.run([str(REPO / ".venv" / "bin" / "sparkml-ops"), "--conf-dir", str(GEN_CONF), "--env", "dev",
+    return subprocess.run([str(REPO / ".venv" / "bin" / "sparkml-ops"), "--conf-dir", str(conf), "--env", "dev",
                            "--log-level", "ERROR", *sets, *args], capture_output=True, text=True, timeout=900)
 
 
 def test_a_row_scored_from_a_deployed_release_traces_back_to_the_deployer_and_the_change(run, builds):
-    own, state = run
+    own, state, conf = run
     a, _ = builds
     sets = [x for o in own.overrides("dev") for x in ("--set", o)]
     deployed = fab("deploy", "--env", "dev", "--build", a, "--change", CHANGE, "--conf-dir", str(GEN_CONF), *sets)
@@ -58,7 +64,7 @@ def test_a_row_scored_from_a_deployed_release_traces_back_to_the_deployer_and_th
     release = Layout.of(settings.deploy).current / "venv" / "bin" / "sparkml-ops"
     day = datetime.now(UTC).date() - timedelta(days=1)
     start = day - timedelta(days=60)
-    base = [str(release), "--conf-dir", str(GEN_CONF), "--env", "dev", "--set", f"state_dir={state}",
+    base = [str(release), "--conf-dir", str(conf), "--env", "dev", "--set", f"state_dir={state}",
             "--set", f"registry.uri={settings.registry.uri}"]
     steps = [["demo-data", "--start", start.isoformat(), "--days", "61", "--customers", "200", "--tx-per-day", "300"],
              ["train", "card_fraud", "--from", (start + timedelta(days=30)).isoformat(), "--to", (day - timedelta(days=1)).isoformat()],
@@ -73,7 +79,7 @@ def test_a_row_scored_from_a_deployed_release_traces_back_to_the_deployer_and_th
         conn.close()
     assert done.exited == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    traced = _cli(own, state, "trace", "--model", "card_fraud", "--date", day.isoformat(), "--entity", ENTITY, "--json")
+    traced = _cli(own, state, conf, "trace", "--model", "card_fraud", "--date", day.isoformat(), "--entity", ENTITY, "--json")
     assert traced.returncode == 0, traced.stdout + traced.stderr
     found = json.loads(traced.stdout)
     assert found["gaps"] == []
@@ -83,7 +89,7 @@ def test_a_row_scored_from_a_deployed_release_traces_back_to_the_deployer_and_th
     assert (record["user"], record["change_id"], record["build"], record["host"]) == (getpass.getuser(), CHANGE, a, "dev1")
     assert found["deployment"]["current_on"] == ["dev1"]
 
-    status = _cli(own, state, "status", "--json")
+    status = _cli(own, state, conf, "status", "--json")
     assert status.returncode == 0, status.stderr
     releases = json.loads(status.stdout)["releases"]
     assert [(r["host"], r["build"], r["by"], r["change_id"]) for r in releases] == [("dev1", a, getpass.getuser(), CHANGE)]
