@@ -79,7 +79,10 @@ class RegistryAuth(_Frozen):
     method: Literal["none", "simple", "kerberos"] = "none"
     user: str | None = None
     principal: str | None = None
+    # kerberos: with a keytab the library logs in by itself (private cache, renewed); without one it
+    # uses the ticket cache `ccache` (FILE:/path), or the user's default cache when that is unset too.
     keytab: str | None = None
+    ccache: str | None = None
 
 
 class RegistrySettings(_Frozen):

@@ -16,6 +16,7 @@ EXIT_INTEGRITY = 5
 EXIT_REMOTE = 6
 EXIT_REFUSED = 7
 EXIT_CONFLICT = 8
+EXIT_AUTH = 9
 EXIT_INTERRUPTED = 130
 
 
@@ -107,6 +108,18 @@ class PermissionDeniedError(SparkMLOpsError):
     """The storage refused access (HDFS permissions, authentication); fix the user, keytab or ACLs."""
 
     exit_code = EXIT_USAGE
+
+
+class AuthenticationError(SparkMLOpsError):
+    """Kerberos refused us or we have no usable credentials (no/expired ticket, bad keytab, clock skew)."""
+
+    exit_code = EXIT_AUTH
+
+
+class KdcUnreachableError(AuthenticationError):
+    """The Kerberos KDC does not answer; retrying later is safe."""
+
+    exit_code = EXIT_REMOTE
 
 
 def exit_code_for(exc: BaseException) -> int:
