@@ -204,11 +204,16 @@ public final class MiniCluster {
     UserGroupInformation.setConfiguration(conf);
   }
 
-  /** The daemon's own login (its keytab), or the OS user without Kerberos. */
+  /**
+   * The daemon's own login (its keytab), or the OS user without Kerberos. It also becomes the JVM's login
+   * user: YARN, started last, needs that (its token renewer acts as the login user, and HDFS accepts a
+   * renewal only from the renewer named in the token, 'yarn'); HDFS keeps its identity through doAs.
+   */
   private static UserGroupInformation login(Configuration conf, Map<String, String> a, String role) throws IOException {
     if (!UserGroupInformation.isSecurityEnabled()) return UserGroupInformation.getCurrentUser();
     String principal = role + "/localhost@" + a.get("realm");
-    return UserGroupInformation.loginUserFromKeytabAndReturnUGI(principal, a.get("keytab-dir") + "/" + role + ".keytab");
+    UserGroupInformation.loginUserFromKeytab(principal, a.get("keytab-dir") + "/" + role + ".keytab");
+    return UserGroupInformation.getLoginUser();
   }
 
   /**

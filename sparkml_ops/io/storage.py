@@ -433,7 +433,7 @@ class HdfsStorage(Storage):
                 ) from exc
             if kind in ("AccessControlException", "SecurityException"):
                 raise PermissionDeniedError(
-                    f"{where}: permission denied ({what}) for {self.identity}: {text}",
+                    f"{where}: permission denied ({what}): {text} (as {self.identity}).",
                     hint="Ask the owner of the registry root for access (HDFS permissions or ACLs), "
                          "or use the registry's service principal in registry.auth.",
                 ) from exc
