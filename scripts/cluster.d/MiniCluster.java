@@ -63,8 +63,11 @@ public final class MiniCluster {
     // superusers, any other name (the Kerberos user 'analyst' among them) is not.
     hdfsConf.set("hadoop.user.group.static.mapping.overrides",
         System.getProperty("user.name") + "=supergroup;" + a.getOrDefault("hdfs-user", "sparkml") + "=supergroup"
-        // HiveServer2 runs queries as its own principal hive/ (no impersonation), for every analyst.
+        // HiveServer2's own principal (its scratch dirs); queries run as the analyst, see hadoop.proxyuser.hive.
         + (kerberos ? ";hive=supergroup" : ""));
+    // HiveServer2 with Kerberos impersonates each client (hive.server2.enable.doAs): HDFS checks the analyst's rights.
+    hdfsConf.set("hadoop.proxyuser.hive.hosts", "127.0.0.1,localhost");
+    hdfsConf.set("hadoop.proxyuser.hive.groups", "*");
     hdfsConf.set("hadoop.proxyuser." + System.getProperty("user.name") + ".hosts", "*");
     hdfsConf.set("hadoop.proxyuser." + System.getProperty("user.name") + ".groups", "*");
     // Group lookups are a JVM-wide singleton: load it from this configuration before any daemon asks.

@@ -47,14 +47,14 @@ def keytab_principals(keytab: str) -> list[str]:
     Raises:
         AuthenticationError: the file is missing, unreadable or not a keytab.
     """
-    if not os.path.isfile(keytab):
-        raise AuthenticationError(
-            f"Kerberos keytab {keytab} does not exist.",
-            hint="Check registry.auth.keytab; ask your Kerberos administrator for the service account's keytab.",
-        )
     try:
         with open(keytab, "rb") as fh:
             data = fh.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise AuthenticationError(
+            f"Kerberos keytab {keytab} does not exist.",
+            hint="Check registry.auth.keytab; ask your Kerberos administrator for the service account's keytab.",
+        ) from exc
     except OSError as exc:
         raise AuthenticationError(
             f"Kerberos keytab {keytab} cannot be read: {exc.strerror}.",

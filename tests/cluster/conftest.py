@@ -84,3 +84,13 @@ def spark_submit(cluster: dict) -> str:
     """The wheel's spark-submit."""
     path = Path(cluster.get("spark_home") or "") / "bin" / "spark-submit"
     return str(path) if path.is_file() else shutil.which("spark-submit") or "spark-submit"
+
+
+def hive_connection(cluster: dict, username: str = "sparkml"):
+    """A PyHive connection to the Thrift server: Kerberos (the ticket in KRB5CCNAME) on the secure cluster."""
+    from pyhive import hive
+
+    host, port = cluster["hiveserver2_host"], cluster["hiveserver2_port"]
+    if cluster.get("hiveserver2_auth") == "KERBEROS":
+        return hive.connect(host, port=port, auth="KERBEROS", kerberos_service_name="hive")
+    return hive.connect(host, port=port, auth="NOSASL", username=username)
