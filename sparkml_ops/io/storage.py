@@ -553,6 +553,37 @@ def _kerberos_client(url: str, registry: RegistrySettings):
     return Client(url, timeout=registry.timeout_s, session=session), login.describe
 
 
+def check_kerberos(registry: RegistrySettings) -> list[tuple[str, str]]:
+    """Step by step, what ``sparkml-ops doctor`` reports about the registry's Kerberos set-up.
+
+    Keytab readable (and holding the principal), a login works, WebHDFS answers with SPNEGO, and the
+    ticket's lifetime. Stops at the first failing step by raising its error.
+
+    Raises:
+        AuthenticationError, KdcUnreachableError: a credential step failed (the message says which).
+        RemoteError, PermissionDeniedError: WebHDFS did not answer, or refused the registry root.
+    """
+    import datetime
+
+    from sparkml_ops.io.kerberos import KerberosLogin, keytab_principals
+
+    auth = registry.auth
+    checks = []
+    if auth.keytab:
+        checks.append(("kerberos keytab", f"{auth.keytab}: readable, holds {', '.join(keytab_principals(auth.keytab))}"))
+    login = KerberosLogin(auth.principal, auth.keytab, auth.ccache)
+    ticket = login.ticket()
+    source = "keytab login into a private in-memory cache" if auth.keytab else f"ticket from {ticket.cache}"
+    checks.append(("kerberos login", f"{ticket.principal} ({source})"))
+    until = datetime.datetime.fromtimestamp(ticket.expires_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    renew = ", renewed from the keytab at 1/4 left" if auth.keytab else ", not renewable here: kinit again before then"
+    checks.append(("kerberos ticket", f"valid for {int(ticket.expires_at - login._clock())} s, until {until}{renew}"))
+    storage = open_storage(registry)
+    exists = storage.status("") is not None
+    checks.append(("webhdfs spnego", f"{storage.uri} answered as {storage.identity}" + ("" if exists else " (root not created yet)")))
+    return checks
+
+
 def _spnego_errors() -> tuple[type[BaseException], ...]:
     try:
         from requests_gssapi.exceptions import SPNEGOExchangeError

@@ -293,3 +293,24 @@ def test_no_secret_reaches_logs_manifests_audit_records_or_config_show(secure, o
     keys = Path(secure["job_keytab"]).read_bytes()[-32:]  # the tail of the last entry: key bytes
     assert keys not in stored and keys.hex() not in text and repr(keys)[2:-1] not in text
     assert secure["job_keytab"] in out.out  # its path is configuration, shown like any other key
+
+
+def test_doctor_checks_keytab_login_spnego_and_ticket_lifetime(secure, owner, capsys):
+    import json
+
+    from sparkml_ops.cli import main
+
+    flags = ["--env", "cluster", "--conf-dir", str(REPO / "conf"), "--set", f"registry.uri={owner.uri}"]
+    assert main([*flags, "--set", f"registry.auth.keytab={secure['job_keytab']}", "doctor", "--json"], environ={}) == 0
+    checks = json.loads(capsys.readouterr().out)
+
+    assert checks["kerberos keytab"] == f"{secure['job_keytab']}: readable, holds {secure['job_principal']}"
+    assert checks["kerberos login"] == f"{secure['job_principal']} (keytab login into a private in-memory cache)"
+    assert checks["kerberos ticket"].startswith("valid for ")
+    assert checks["kerberos ticket"].endswith(" UTC, renewed from the keytab at 1/4 left")
+    assert checks["webhdfs spnego"] == (f"{owner.uri} answered as Kerberos principal {secure['job_principal']} "
+                                        f"(keytab {secure['job_keytab']})")
+
+    code = main([*flags, "--set", "registry.auth.ccache=FILE:/nonexistent/ccache", "doctor"], environ={})
+    assert code == 9
+    assert "no valid Kerberos ticket for svc-sparkml@SPARKML.TEST (reading FILE:/nonexistent/ccache)" in capsys.readouterr().err
