@@ -564,6 +564,7 @@ def check_kerberos(registry: RegistrySettings) -> list[tuple[str, str]]:
         RemoteError, PermissionDeniedError: WebHDFS did not answer, or refused the registry root.
     """
     import datetime
+    import time
 
     from sparkml_ops.io.kerberos import KerberosLogin, keytab_principals
 
@@ -577,7 +578,7 @@ def check_kerberos(registry: RegistrySettings) -> list[tuple[str, str]]:
     checks.append(("kerberos login", f"{ticket.principal} ({source})"))
     until = datetime.datetime.fromtimestamp(ticket.expires_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     renew = ", renewed from the keytab at 1/4 left" if auth.keytab else ", not renewable here: kinit again before then"
-    checks.append(("kerberos ticket", f"valid for {int(ticket.expires_at - login._clock())} s, until {until}{renew}"))
+    checks.append(("kerberos ticket", f"valid for {int(ticket.expires_at - time.time())} s, until {until}{renew}"))
     storage = open_storage(registry)
     exists = storage.status("") is not None
     checks.append(("webhdfs spnego", f"{storage.uri} answered as {storage.identity}" + ("" if exists else " (root not created yet)")))
