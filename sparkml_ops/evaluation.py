@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 PSI_EPSILON = 1e-4  # floor for empty bins, so ln(p/q) stays finite
+# The quantiles monitoring reports for features and scores (named p01 .. p99 in the stats tables).
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def classification_metrics(y_true: Any, scores: Any, thresholds: Sequence[float] = (0.5,)) -> dict[str, float]:

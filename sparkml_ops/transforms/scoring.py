@@ -12,6 +12,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -138,6 +139,40 @@ def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: 
         else:
             score = F.col("prediction")
         return out.select(*keep, _as_score(score, score_type))
+
+    return transform
+
+
+def output_rows(keys: Sequence[str], threshold: float | None, version: int, run_id: str,
+                scored_at: datetime) -> Callable[["DataFrame"], "DataFrame"]:
+    """Curried transform: entity keys + ``score`` -> the scores table's data columns (all but its partition columns).
+
+    Args:
+        keys: the entity key columns, joined with ``|`` into ``entity_key`` (a single key is used as is).
+        threshold: the decision cut-off; ``None`` leaves ``decision`` and ``threshold`` NULL.
+        version: the model version written to every row.
+        run_id: the scoring run written to every row.
+        scored_at: the run's UTC time (naive), written to every row.
+    """
+    names = list(keys)
+
+    def transform(scored: "DataFrame") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        cut = F.lit(threshold).cast("double")
+        strings = [F.col(k).cast("string") for k in names]
+        # concat_ws copies every key; one key is used as is (coalesce keeps concat_ws's '' for NULL).
+        key = F.coalesce(strings[0], F.lit("")) if len(strings) == 1 else F.concat_ws("|", *strings)
+        return (
+            scored.withColumn("entity_key", key)
+            .withColumn("entity_key_names", F.lit("|".join(names)))
+            .withColumn("score", F.col(SCORE_COLUMN).cast("double"))
+            .withColumn("decision", F.when(cut.isNull(), F.lit(None)).otherwise((F.col(SCORE_COLUMN) >= cut).cast("int")))
+            .withColumn("threshold", cut)
+            .withColumn("model_version", F.lit(version).cast("int"))
+            .withColumn("run_id", F.lit(run_id))
+            .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
+        )
 
     return transform
 
