@@ -1,5 +1,5 @@
 # The test cluster's Kerberos KDC (MIT krb5 from Debian), sourced by scripts/cluster (see docs/cluster.md).
-# Realm SPARKML.TEST, one KDC on $HOST:$KDC_PORT (TCP and UDP), its database, krb5.conf and every
+# Realm SPARKML.TEST, one KDC on port $KDC_PORT of every interface (TCP and UDP), its database, krb5.conf and every
 # keytab under $KRB (git-ignored). Principals are created once, with the database; keytabs never change
 # afterwards (a second ktadd would bump the key version and invalidate keytabs already handed out).
 # Uses from scripts/cluster: say, die, alive, pid_of, wait_for, port_open, HOST, STATE, LOGS, RUN.
@@ -62,18 +62,21 @@ write_krb5_conf() {
   $HOST = $REALM
 EOF
   mv "$KRB5_CONF.tmp" "$KRB5_CONF"
+  # The KDC listens on all interfaces (a port without an address), like the NameNode RPC port: the
+  # sshd-hosts edge nodes log in through their bridge (10.77.0.1), which does not exist yet when the
+  # cluster starts. Clients on this host still name $HOST in krb5.conf.
   cat >"$KRB/kdc.conf.tmp" <<EOF
 [kdcdefaults]
-  kdc_listen = $HOST:$KDC_PORT
-  kdc_tcp_listen = $HOST:$KDC_PORT
+  kdc_listen = $KDC_PORT
+  kdc_tcp_listen = $KDC_PORT
 
 [realms]
   $REALM = {
     database_name = $KRB/principal
     key_stash_file = $KRB/stash
     acl_file = $KRB/kadm5.acl
-    kdc_listen = $HOST:$KDC_PORT
-    kdc_tcp_listen = $HOST:$KDC_PORT
+    kdc_listen = $KDC_PORT
+    kdc_tcp_listen = $KDC_PORT
     max_life = 10h
     max_renewable_life = 7d
     supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
@@ -122,7 +125,7 @@ start_kdc() {
   local pid; pid="$(pid_of kdc)"
   alive "$pid" && return 0
   init_kdc
-  say "starting the Kerberos KDC for $REALM on $HOST:$KDC_PORT (log: $LOGS/kdc.log)"
+  say "starting the Kerberos KDC for $REALM on port $KDC_PORT of all interfaces (log: $LOGS/kdc.log)"
   : >"$LOGS/kdc.log"
   # -n: stay in the foreground, so the pid file names the daemon itself and stop can end it.
   (cd "$KRB" && exec 9>&- && KRB5_CONFIG="$KRB5_CONF" KRB5_KDC_PROFILE="$KRB/kdc.conf" \
