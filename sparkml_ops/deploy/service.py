@@ -127,7 +127,9 @@ def _fail(outcomes: Sequence[HostOutcome], what: str) -> None:
     if not failed:
         return
     first = failed[0].error
-    detail = "; ".join(f"{o.host}: {o.error.message}" for o in failed)
+    # Errors raised on a host mostly name it already (RemoteError, the Kerberos login): say it once.
+    detail = "; ".join(o.error.message if o.error.message.startswith(f"{o.host}: ") else f"{o.host}: {o.error.message}"
+                       for o in failed)
     ok = [o.host for o in outcomes if o.ok]
     err = type(first)(f"{what} failed on {len(failed)} of {len(outcomes)} host(s): {detail}"
                       + (f" (succeeded: {', '.join(ok)})" if ok else ""), hint=first.hint)
