@@ -6,6 +6,10 @@ registry URI with ``--uri`` (``file:///tmp/x`` for the local-disk backend). Prin
 
     .venv/bin/python benchmarks/registry_throughput.py [--size-mb 500] [--runs 3] [--uri URI]
 
+On the secure (Kerberos) test cluster the registry logs in from svc-sparkml's keytab (SPNEGO) and the
+raw baseline is the `hdfs` package's own KerberosClient (requests-kerberos, the ticket in KRB5CCNAME:
+run `eval "$(scripts/cluster env)"` first); the cost of one keytab login is printed too.
+
 Two publish/load figures are shown:
   * ``bytes`` flavor: the artifact is already serialised bytes, so the figure isolates what the
     registry adds to the transfer (sha256 of every byte, staging, atomic rename, listing checks);
@@ -76,10 +80,34 @@ def settings_for(args) -> RegistrySettings:
     if args.uri:
         auth = {"method": "simple", "user": args.user} if args.user else {}
         return RegistrySettings(uri=args.uri, auth=auth)
-    facts = json.loads((REPO / ".state/cluster/cluster.json").read_text())
+    facts = cluster_facts()
     web = urlsplit(facts["webhdfs_url"])
+    auth = {"method": "simple", "user": facts["hdfs_user"]}
+    if facts.get("security") == "kerberos":
+        auth = {"method": "kerberos", "principal": facts["job_principal"], "keytab": facts["job_keytab"]}
     return RegistrySettings(uri=f"webhdfs://{web.hostname}:{web.port}/benchmarks/registry-{uuid.uuid4().hex[:8]}",
-                            auth={"method": "simple", "user": facts["hdfs_user"]}, timeout_s=300)
+                            auth=auth, timeout_s=300)
+
+
+def cluster_facts() -> dict:
+    return json.loads((REPO / ".state/cluster/cluster.json").read_text())
+
+
+def raw_client(storage: HdfsStorage, settings: RegistrySettings):
+    """The baseline: the `hdfs` package's own client for the same auth (KerberosClient on the secure cluster)."""
+    if settings.auth.method != "kerberos":
+        return storage.client, "raw hdfs client (InsecureClient.write / read)"
+    from hdfs.ext.kerberos import KerberosClient
+
+    url = storage.client.url
+    return KerberosClient(url, timeout=300), "raw hdfs KerberosClient (SPNEGO, kinit ticket)"
+
+
+def keytab_login_ms(settings: RegistrySettings, runs: int) -> float:
+    """Median wall time of one keytab login (AS exchange into a fresh private cache), in ms."""
+    from sparkml_ops.io.kerberos import KerberosLogin
+
+    return 1000 * median_of(runs, lambda: KerberosLogin(settings.auth.principal, settings.auth.keytab).ticket())
 
 
 def main() -> int:
@@ -106,7 +134,7 @@ def main() -> int:
     # place is 3-4x faster than allocating a new one, which would flatter the baseline).
     raw_files: list[str] = []
     if isinstance(storage, HdfsStorage):
-        client = storage.client
+        client, raw_name = raw_client(storage, settings)
 
         def raw_up():
             raw_files.append(f"{storage.root}/raw/blob-{len(raw_files)}.bin")
@@ -115,7 +143,6 @@ def main() -> int:
         def raw_down():
             with client.read(raw_files[-1]) as reader:
                 assert len(reader.read()) == size
-        raw_name = "raw hdfs client (InsecureClient.write / read)"
     else:
         def raw_up():
             raw_files.append(str(storage.root / "raw" / f"blob-{len(raw_files)}.bin"))
@@ -177,6 +204,9 @@ def main() -> int:
     print(f"\nsmall sklearn model ({mv.manifest['files'][1]['size']} bytes), median of {args.small_runs}:")
     print(f"  resolve small@champion            {t_resolve * 1000:8.1f} ms")
     print(f"  resolve + verify + load           {t_small * 1000:8.1f} ms")
+
+    if settings.auth.method == "kerberos":
+        print(f"  one keytab login (private cache)  {keytab_login_ms(settings, args.small_runs):8.1f} ms")
 
     storage.delete("big", recursive=True)
     storage.delete("bigpy", recursive=True)

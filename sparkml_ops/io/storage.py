@@ -4,7 +4,8 @@ Every path given to a :class:`Storage` is relative to its root and is checked by
 :func:`safe_relpath`, so nothing can be read or written outside the root. Backend
 failures are translated here, at the I/O boundary, into sparkml-ops errors:
 missing path -> :class:`NotFoundError`, existing rename target -> :class:`PathExistsError`,
-refused access -> :class:`PermissionDeniedError`, unreachable NameNode/DataNode -> :class:`RemoteError`.
+refused access -> :class:`PermissionDeniedError`, unreachable NameNode/DataNode -> :class:`RemoteError`,
+refused Kerberos credentials -> :class:`AuthenticationError` (see :mod:`sparkml_ops.io.kerberos`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from sparkml_ops.config import RegistrySettings
 from sparkml_ops.errors import (
+    AuthenticationError,
     ConfigError,
     NotFoundError,
     PathExistsError,
@@ -355,10 +357,12 @@ class LocalStorage(Storage):
 class HdfsStorage(Storage):
     """A directory on HDFS, reached through WebHDFS or HttpFS with the ``hdfs`` package."""
 
-    def __init__(self, client, root: str, uri: str, hdfs_uri: str | None = None) -> None:
+    def __init__(self, client, root: str, uri: str, hdfs_uri: str | None = None, identity: str = "") -> None:
         self.client = client
         self.root = root.rstrip("/") or "/"
         self.uri = uri
+        #: who the NameNode sees (principal and keytab/cache, token or user name), for error messages
+        self.identity = identity
         # Spark's bundled Hadoop client cannot speak WebHDFS, so Spark gets the RPC address if configured.
         self._hdfs_uri = hdfs_uri
 
@@ -371,23 +375,17 @@ class HdfsStorage(Storage):
         url = f"{http}://{parts.hostname}:{port}"
         auth = registry.auth
         if auth.method == "kerberos":
-            try:
-                from hdfs.ext.kerberos import KerberosClient
-            except ImportError as exc:
-                raise ConfigError(
-                    "registry.auth.method 'kerberos' needs requests-kerberos: pip install 'sparkml-ops[kerberos]'."
-                ) from exc
-            kwargs = {"principal": auth.principal} if auth.principal else {}
-            client = KerberosClient(url, timeout=registry.timeout_s, **kwargs)
+            client, identity = _kerberos_client(url, registry)
         else:
             from hdfs import InsecureClient
 
             if auth.method == "simple" and not auth.user:
                 raise ConfigError("registry.auth.method 'simple' needs registry.auth.user (the HDFS user name).")
             client = InsecureClient(url, user=auth.user, timeout=registry.timeout_s)
+            identity = f"HDFS user {auth.user}" if auth.user else "no authentication"
         root = unquote(parts.path).rstrip("/") or "/"
         shown = f"{parts.scheme}://{parts.hostname}:{port}{root}"
-        return cls(client, root, shown, registry.hdfs_uri)
+        return cls(client, root, shown, registry.hdfs_uri, identity)
 
     def _abs(self, path: str, *, root_ok: bool = False) -> str:
         """Absolute HDFS path; only listing/stat/mkdir may name the root itself (``""``)."""
@@ -403,6 +401,13 @@ class HdfsStorage(Storage):
         where = f"{self.uri}/{path}" if path else self.uri
         try:
             yield
+        except _SPNEGO_ERRORS as exc:
+            raise AuthenticationError(
+                f"the NameNode of {self.uri} refused the Kerberos credentials of {self.identity} "
+                f"while trying to {what} {where}: {_short(exc)}.",
+                hint="Check that the ticket is for this cluster's realm and that the clocks agree; "
+                     "'sparkml-ops doctor' runs the same login step by step.",
+            ) from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise RemoteError(
                 f"HDFS unreachable while trying to {what} {where}: {type(exc).__name__}: {_short(exc)}.",
@@ -410,15 +415,22 @@ class HdfsStorage(Storage):
             ) from exc
         except HdfsError as exc:
             kind = getattr(exc, "exception", None) or ""
-            text = str(exc)
+            # The NameNode's message can carry its Java stack trace after the first line: not for users.
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
             if kind == "FileNotFoundException":
                 raise NotFoundError(f"{where}: does not exist ({what}).") from exc
             if kind == "FileAlreadyExistsException":
                 raise PathExistsError(f"{where}: already exists ({what}).") from exc
-            if kind in ("AccessControlException", "SecurityException") or "Authentication failure" in text:
+            if "Authentication failure" in text or "Authentication required" in text:
+                raise AuthenticationError(
+                    f"the NameNode of {self.uri} did not accept {self.identity} while trying to {what} {where}: {text}",
+                    hint="Check registry.auth (method, principal, keytab); 'sparkml-ops doctor' shows each step.",
+                ) from exc
+            if kind in ("AccessControlException", "SecurityException"):
                 raise PermissionDeniedError(
-                    f"{where}: permission denied ({what}): {text}",
-                    hint="Check registry.auth (user or Kerberos principal) and the HDFS owner/ACLs of the registry root.",
+                    f"{where}: permission denied ({what}): {text} (as {self.identity}).",
+                    hint="Ask the owner of the registry root for access (HDFS permissions or ACLs), "
+                         "or use the registry's service principal in registry.auth.",
                 ) from exc
             raise RemoteError(f"HDFS refused to {what} {where}: {kind or 'error'}: {text}") from exc
 
@@ -513,6 +525,70 @@ class HdfsStorage(Storage):
 
     def spark_uri(self, path: str) -> str | None:
         return self._hdfs_uri + self._abs(path, root_ok=True) if self._hdfs_uri else None
+
+
+def _kerberos_client(url: str, registry: RegistrySettings):
+    """A WebHDFS client that authenticates with Kerberos, and the identity it uses (for messages).
+
+    Inside a Spark application holding an HDFS delegation token (YARN cluster mode, where no Kerberos
+    ticket exists) the token is used; otherwise SPNEGO with a keytab login or the user's ticket cache.
+    """
+    import requests
+    from hdfs import Client, TokenClient
+
+    from sparkml_ops.io.kerberos import KerberosLogin, SpnegoAuth, spark_delegation_token
+
+    token = spark_delegation_token()
+    if token:
+        return TokenClient(url, token, timeout=registry.timeout_s), "the HDFS delegation token of this Spark application"
+    auth = registry.auth
+    login = KerberosLogin(auth.principal, auth.keytab, auth.ccache)
+    session = requests.Session()
+    session.auth = SpnegoAuth(login)
+    return Client(url, timeout=registry.timeout_s, session=session), login.describe
+
+
+def check_kerberos(registry: RegistrySettings) -> list[tuple[str, str]]:
+    """Step by step, what ``sparkml-ops doctor`` reports about the registry's Kerberos set-up.
+
+    Keytab readable (and holding the principal), a login works, WebHDFS answers with SPNEGO, and the
+    ticket's lifetime. Stops at the first failing step by raising its error.
+
+    Raises:
+        AuthenticationError, KdcUnreachableError: a credential step failed (the message says which).
+        RemoteError, PermissionDeniedError: WebHDFS did not answer, or refused the registry root.
+    """
+    import datetime
+    import time
+
+    from sparkml_ops.io.kerberos import KerberosLogin, keytab_principals
+
+    auth = registry.auth
+    checks = []
+    if auth.keytab:
+        checks.append(("kerberos keytab", f"{auth.keytab}: readable, holds {', '.join(keytab_principals(auth.keytab))}"))
+    login = KerberosLogin(auth.principal, auth.keytab, auth.ccache)
+    ticket = login.ticket()
+    source = "keytab login into a private in-memory cache" if auth.keytab else f"ticket from {ticket.cache}"
+    checks.append(("kerberos login", f"{ticket.principal} ({source})"))
+    until = datetime.datetime.fromtimestamp(ticket.expires_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    renew = ", renewed from the keytab at 1/4 left" if auth.keytab else ", not renewable here: kinit again before then"
+    checks.append(("kerberos ticket", f"valid for {int(ticket.expires_at - time.time())} s, until {until}{renew}"))
+    storage = open_storage(registry)
+    exists = storage.status("") is not None
+    checks.append(("webhdfs spnego", f"{storage.uri} answered as {storage.identity}" + ("" if exists else " (root not created yet)")))
+    return checks
+
+
+def _spnego_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from requests_gssapi.exceptions import SPNEGOExchangeError
+    except ImportError:  # Kerberos support not installed: no such errors can happen
+        return ()
+    return (SPNEGOExchangeError,)
+
+
+_SPNEGO_ERRORS = _spnego_errors()
 
 
 def _short(exc: BaseException) -> str:

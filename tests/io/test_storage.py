@@ -8,7 +8,7 @@ from sparkml_ops.config import RegistryAuth, RegistrySettings
 from sparkml_ops.errors import ConfigError, NotFoundError, PathExistsError, PermissionDeniedError, RemoteError
 from sparkml_ops.io.storage import HdfsStorage, LocalStorage, open_storage, safe_relpath
 
-from tests.registry.backends import registry_settings
+from tests.registry.backends import cluster_auth, registry_settings
 
 
 @pytest.fixture(params=["local", pytest.param("hdfs", marks=pytest.mark.cluster)])
@@ -116,7 +116,8 @@ def test_hdfs_permission_denied_is_a_clear_error(cluster, tmp_path):
     owner = open_storage(registry_settings("hdfs", tmp_path, cluster))
     owner.makedirs("locked")
     owner.client.set_permission(owner.root + "/locked", "700")
-    stranger = open_storage(RegistrySettings(uri=owner.uri, auth=RegistryAuth(method="simple", user="nobody")))
+    # On the secure cluster the stranger is the analyst principal, logged in from its keytab.
+    stranger = open_storage(RegistrySettings(uri=owner.uri, auth=RegistryAuth(**cluster_auth(cluster, "other"))))
     with pytest.raises(PermissionDeniedError) as exc:
         stranger.write("locked/model.bin", b"x")
     assert exc.value.exit_code == 2
