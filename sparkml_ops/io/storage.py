@@ -164,6 +164,20 @@ class Storage(ABC):
         return f"{prefix}{uuid.uuid4().hex}"
 
 
+def _fill(fh: BinaryIO, buffer: memoryview) -> Iterator[memoryview]:
+    """Read ``fh`` into ``buffer``, yielding each filled slice, then one byte past the end if the file has more."""
+    offset = 0
+    while offset < len(buffer):
+        n = fh.readinto(buffer[offset:offset + CHUNK])
+        if not n:
+            return
+        yield buffer[offset:offset + n]
+        offset += n
+    tail = fh.read(1)
+    if tail:
+        yield memoryview(tail)
+
+
 def open_storage(registry: RegistrySettings) -> Storage:
     """The backend for ``registry.uri``: ``file://`` -> local disk, ``webhdfs://``/``swebhdfs://`` -> HDFS.
 
@@ -295,16 +309,7 @@ class LocalStorage(Storage):
 
     def read_into(self, path: str, buffer: memoryview) -> Iterator[memoryview]:
         with self._open_inside(path, "read") as fh:
-            offset = 0
-            while offset < len(buffer):
-                n = fh.readinto(buffer[offset:offset + CHUNK])
-                if not n:
-                    return
-                yield buffer[offset:offset + n]
-                offset += n
-            tail = fh.read(1)
-            if tail:
-                yield memoryview(tail)
+            yield from _fill(fh, buffer)
 
     @staticmethod
     def _iter(fh: BinaryIO, chunk_size: int) -> Iterator[bytes]:
@@ -477,16 +482,7 @@ class HdfsStorage(Storage):
             raw = ctx.__enter__()
         try:
             with self._errors("read", path):
-                offset = 0
-                while offset < len(buffer):
-                    n = raw.readinto(buffer[offset:offset + CHUNK])
-                    if not n:
-                        return
-                    yield buffer[offset:offset + n]
-                    offset += n
-                tail = raw.read(1)
-                if tail:
-                    yield memoryview(tail)
+                yield from _fill(raw, buffer)
         finally:
             ctx.__exit__(None, None, None)
 
