@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import EnvironmentCheckError, RemoteError
+from sparkml_ops.jvm import JAR
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -143,6 +144,10 @@ def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, s
         joined = (" " if key.endswith("Options") else ":").join([*extra, user.pop(key, "")]).strip(" :")
         if joined:
             conf[key] = joined
+    # The project's jar (per-feature drift), from the installed package: through spark.jars the driver loads it
+    # in local and client mode, and executors fetch it from the driver in every mode. A YARN cluster-mode
+    # driver is launched before this runs, so its submit line carries it (README, "For schedulers").
+    conf["spark.jars"] = ",".join([str(JAR), user.pop("spark.jars", "")]).strip(",")
     conf.update(user)
     return conf
 
