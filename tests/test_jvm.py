@@ -1,8 +1,10 @@
-"""The project's jar is compiled from its sources with javac and pyspark's jars, once, reproducibly."""
+"""The project's jar is compiled from its sources with javac and pyspark's jars, once, reproducibly; without it, drift says what to do."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -32,3 +34,26 @@ def test_build_jar_without_javac_says_what_to_install(tmp_path):
         build_jar(tmp_path, javac="/nonexistent/javac")
     assert str(err.value) == (f"no '/nonexistent/javac' on PATH to compile {tmp_path / 'java'}. "
                               "Install a JDK 17, e.g. `apt-get install openjdk-17-jdk-headless`.")
+
+
+@pytest.mark.spark
+def test_a_session_without_the_jar_gets_one_clear_error_from_the_drift_aggregate(tmp_path):
+    # A second SparkContext cannot live in the test process, hence a child process with a bare session.
+    script = tmp_path / "nojar.py"
+    script.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "from sparkml_ops.errors import EnvironmentCheckError\n"
+        "from sparkml_ops.transforms.drift import drift_aggregates\n"
+        "spark = SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false').getOrCreate()\n"
+        "try:\n"
+        "    drift_aggregates({'x': {'edges': [1.0], 'min': 0.0, 'max': 2.0, 'shares': [0.5, 0.5]}})\n"
+        "except EnvironmentCheckError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.stdout.strip() == (
+        "ERROR the Spark session cannot load sparkmlops.DriftCounts, which counts per-feature drift. "
+        "Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
+        "run scripts/setup. Under spark-submit in YARN cluster mode, the submit line must also carry "
+        "--conf spark.driver.extraClassPath=./env/lib/python3.11/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar (README)."
+    ), proc.stderr[-2000:]

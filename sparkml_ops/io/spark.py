@@ -147,7 +147,10 @@ def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, s
     # The project's jar (per-feature drift), from the installed package: through spark.jars the driver loads it
     # in local and client mode, and executors fetch it from the driver in every mode. A YARN cluster-mode
     # driver is launched before this runs, so its submit line carries it (README, "For schedulers").
-    conf["spark.jars"] = ",".join([str(JAR), user.pop("spark.jars", "")]).strip(",")
+    # Without the jar (scripts/setup not run), Spark would log a stack trace per session; drift says what to do.
+    conf["spark.jars"] = ",".join([str(JAR) if JAR.is_file() else "", user.pop("spark.jars", "")]).strip(",")
+    if not conf["spark.jars"]:
+        del conf["spark.jars"]
     conf.update(user)
     return conf
 
