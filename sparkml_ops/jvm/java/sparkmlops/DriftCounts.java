@@ -97,7 +97,7 @@ public final class DriftCounts extends Aggregator<Row, DriftCounts.Counts, Drift
         c.nulls = new long[n];
         c.min = new double[n];
         c.max = new double[n];
-        Arrays.fill(c.min, Double.NaN); // a feature without values has no min: NaN here, NULL once finished
+        Arrays.fill(c.min, Double.NaN); // a feature without values has no min: NaN here, None in Python (no present rows)
         Arrays.fill(c.max, Double.NaN);
         return c;
     }
