@@ -42,6 +42,7 @@ from sparkml_ops.deploy.manifest import (
     sha256sums_text,
 )
 from sparkml_ops.errors import EnvironmentCheckError, RefusedError, SparkMLOpsError
+from sparkml_ops.jvm import build_jar
 
 log = logging.getLogger(__name__)
 # The smoke-test job is an entry point (it exits with a code), so it lives with the fab tasks.
@@ -258,6 +259,7 @@ def _stage(settings: Settings, src: Path, work: Path, builds_dir: Path) -> Path:
     """A staging directory with the project wheel, its wheelhouse, the packed env, and the jobs and conf folders."""
     stage = work / "stage"
     (stage / "wheelhouse").mkdir(parents=True)
+    build_jar(src / "sparkml_ops" / "jvm")  # git-ignored, so compiled here: the wheel and the packed env carry it
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(stage), str(src)],
          "build project wheel")
     project_wheel = next(stage.glob("*.whl"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -32,6 +33,11 @@ def release(tmp_path_factory) -> Path:
     return target
 
 
+# The project's jar inside the packed env as YARN unpacks it (./env): a cluster-mode driver starts before
+# the session factory could add it, so the submit line puts it on the driver's classpath (README).
+PACKED_JAR = f"./env/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar"
+
+
 def _submit(spark_submit, env, release: Path, cluster: dict, job: str, *args: str) -> subprocess.CompletedProcess:
     """The spark-submit line documented in the README for schedulers."""
     cmd = [
@@ -40,7 +46,7 @@ def _submit(spark_submit, env, release: Path, cluster: dict, job: str, *args: st
         "--conf", "spark.pyspark.python=./env/bin/python",
         "--conf", f"spark.yarn.archive={cluster['spark_yarn_archive']}",
         "--conf", "spark.yarn.maxAppAttempts=1",
-        "--conf", f"spark.driver.extraClassPath={cluster['jdbc_driver_jar']}",
+        "--conf", f"spark.driver.extraClassPath={cluster['jdbc_driver_jar']}:{PACKED_JAR}",
         "--driver-memory", "1g", "--executor-memory", "1g", "--num-executors", "1", "--executor-cores", "2",
         *kerberos_submit_args(cluster),
         str(release / "jobs" / job), "--env", "cluster", "--conf-dir", "./conf", *args,
