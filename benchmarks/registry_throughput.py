@@ -69,17 +69,21 @@ class Payload:
 
 
 def hashed(chunks) -> int:
-    """sha256 of ``chunks`` on a second thread while the next chunk arrives: the least a verified load does."""
-    digest, size = hashlib.sha256(), 0
+    """sha256 of ``chunks`` on a second thread while the next chunk arrives: the least a verified load does.
+
+    The chunks are kept until the end, as a loader must keep every byte it will deserialise: dropping them
+    would let the allocator reuse one chunk's pages and skip faulting in the artifact's memory.
+    """
+    digest, held = hashlib.sha256(), []
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(lambda: None)
         for chunk in chunks:
+            held.append(chunk)
             pending.result()
             pending = pool.submit(digest.update, chunk)
-            size += len(chunk)
         pending.result()
     digest.hexdigest()
-    return size
+    return sum(len(c) for c in held)
 
 
 def timed(fn) -> float:
