@@ -63,9 +63,25 @@ class UtcFormatter(logging.Formatter):
     converter = staticmethod(lambda secs: datetime.fromtimestamp(secs, UTC).timetuple())  # type: ignore[assignment]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is emitted.
+
+    A test runner (or anything that redirects stderr for a while) swaps ``sys.stderr`` and closes
+    its stand-in afterwards; a handler that kept the stand-in would fail on every later record.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(fmt: str = "text", level: str = "INFO", secrets: Iterable[str] = (), stream=None) -> None:
     """Install one stderr handler on the root logger (idempotent: replaces earlier ones)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

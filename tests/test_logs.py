@@ -23,3 +23,22 @@ def test_importing_io_changes_no_logger_and_configure_logging_quiets_client_libr
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["[0, 0, 0]", "[30, 30, 30]"]
+
+
+def test_log_lines_follow_stderr_when_it_is_swapped_and_a_closed_stand_in_is_no_error():
+    script = (
+        "import io, logging, sys\n"
+        "from sparkml_ops.logs import configure_logging\n"
+        "configure_logging('text', 'INFO')\n"
+        "real, stand_in = sys.stderr, io.StringIO()\n"
+        "sys.stderr = stand_in\n"
+        "logging.getLogger('x').info('into the stand-in')\n"
+        "sys.stderr = real\n"
+        "stand_in.close()\n"  # as a test runner closes its capture
+        "logging.getLogger('x').info('into the real stderr')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "into the real stderr" in proc.stderr
+    assert "into the stand-in" not in proc.stderr
+    assert "Logging error" not in proc.stderr
