@@ -270,15 +270,16 @@ def spark_delegation_token() -> str | None:
     """
     import sys
 
-    if "pyspark.sql" not in sys.modules:  # no Spark in this process: nothing to find
+    if "pyspark" not in sys.modules:  # no Spark in this process: nothing to find
         return None
-    from pyspark.sql import SparkSession
+    from pyspark import SparkContext
 
-    spark = SparkSession.getActiveSession()
-    if spark is None:
+    # The process's context, not SparkSession.getActiveSession(): the active session is per thread, and a
+    # registry write on a second thread (Staging.write, publish) would find none and send no token.
+    context = SparkContext._active_spark_context
+    if context is None:
         return None
-    jvm = spark.sparkContext._jvm
-    ugi = jvm.org.apache.hadoop.security.UserGroupInformation.getCurrentUser()
+    ugi = context._jvm.org.apache.hadoop.security.UserGroupInformation.getCurrentUser()
     tokens = ugi.getCredentials().getAllTokens().iterator()
     while tokens.hasNext():
         token = tokens.next()
