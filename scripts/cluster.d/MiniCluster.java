@@ -200,6 +200,15 @@ public final class MiniCluster {
     // A secure DataNode normally needs ports < 1024 (jsvc) or SASL plus HTTPS on its data transfer;
     // this Hadoop test switch lets it run on the cluster's own ports as an ordinary process.
     conf.setBoolean("ignore.secure.ports.for.testing", true);
+    // Short-lived HDFS delegation tokens (Hadoop's defaults: renew every day, live 7 days), so a test job can
+    // outlive its first tokens in minutes (tests/cluster/test_token_renewal.py). A token dies one renew
+    // interval after its issue or last renewal: the RM renews the tokens of every running application
+    // shortly before that, up to the max lifetime; a job submitted with --keytab gets new ones from Spark
+    // (at 0.75 of the interval). The max lifetime bounds jobs that have no keytab (client mode on a kinit
+    // ticket): it stays 3x the longest suite job under load (~5 min). The RM's own tokens keep their
+    // defaults: Spark on YARN obtains none (the AM talks to the RM with its AMRM token).
+    conf.setLong("dfs.namenode.delegation.token.renew-interval", 60_000);
+    conf.setLong("dfs.namenode.delegation.token.max-lifetime", 15 * 60_000);
     conf.set(YarnConfiguration.RM_PRINCIPAL, yarn);
     conf.set(YarnConfiguration.RM_KEYTAB, keytabs + "/yarn.keytab");
     conf.set(YarnConfiguration.NM_PRINCIPAL, yarn);

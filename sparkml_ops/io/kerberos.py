@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 from sparkml_ops.errors import AuthenticationError, KdcUnreachableError
 
@@ -245,23 +246,40 @@ class SpnegoAuth:
         return auth(request)
 
 
+class DelegationTokenAuth:
+    """A ``requests`` auth that sends the Spark application's current HDFS delegation token (looked up per request).
+
+    Spark replaces its tokens before they expire (``--keytab``); a token read once, when the client was made,
+    dies one renew interval after its issue, and a long job would then be refused halfway.
+    """
+
+    def __call__(self, request):
+        token = spark_delegation_token()
+        # WebHDFS redirects to a DataNode with the token already in the URL: add it only where it is missing.
+        if token and "delegation" not in parse_qs(urlsplit(request.url).query):
+            request.prepare_url(request.url, {"delegation": token})
+        return request
+
+
 def spark_delegation_token() -> str | None:
     """The HDFS delegation token of the running Spark application's user, URL-encoded, or None.
 
     Inside YARN the driver has no Kerberos ticket of its own, only the tokens Spark obtained at submit
-    (and renews with ``--keytab``); WebHDFS accepts the same HDFS token as its ``delegation`` parameter.
+    (and replaces with new ones with ``--keytab``); WebHDFS accepts the same HDFS token as its ``delegation``
+    parameter.
     """
     import sys
 
-    if "pyspark.sql" not in sys.modules:  # no Spark in this process: nothing to find
+    if "pyspark" not in sys.modules:  # no Spark in this process: nothing to find
         return None
-    from pyspark.sql import SparkSession
+    from pyspark import SparkContext
 
-    spark = SparkSession.getActiveSession()
-    if spark is None:
+    # The process's context, not SparkSession.getActiveSession(): the active session is per thread, and a
+    # registry write on a second thread (Staging.write, publish) would find none and send no token.
+    context = SparkContext._active_spark_context
+    if context is None:
         return None
-    jvm = spark.sparkContext._jvm
-    ugi = jvm.org.apache.hadoop.security.UserGroupInformation.getCurrentUser()
+    ugi = context._jvm.org.apache.hadoop.security.UserGroupInformation.getCurrentUser()
     tokens = ugi.getCredentials().getAllTokens().iterator()
     while tokens.hasNext():
         token = tokens.next()

@@ -505,16 +505,16 @@ def _kerberos_client(url: str, registry: RegistrySettings):
     ticket exists) the token is used; otherwise SPNEGO with a keytab login or the user's ticket cache.
     """
     import requests
-    from hdfs import Client, TokenClient
+    from hdfs import Client
 
-    from sparkml_ops.io.kerberos import KerberosLogin, SpnegoAuth, spark_delegation_token
+    from sparkml_ops.io.kerberos import DelegationTokenAuth, KerberosLogin, SpnegoAuth, spark_delegation_token
 
-    token = spark_delegation_token()
-    if token:
-        return TokenClient(url, token, timeout=registry.timeout_s), "the HDFS delegation token of this Spark application"
+    session = requests.Session()
+    if spark_delegation_token():
+        session.auth = DelegationTokenAuth()
+        return Client(url, timeout=registry.timeout_s, session=session), "the HDFS delegation token of this Spark application"
     auth = registry.auth
     login = KerberosLogin(auth.principal, auth.keytab, auth.ccache)
-    session = requests.Session()
     session.auth = SpnegoAuth(login)
     return Client(url, timeout=registry.timeout_s, session=session), login.describe
 

@@ -47,14 +47,20 @@ def krb5_java_opt(cluster: dict) -> str:
     return f"-Djava.security.krb5.conf={cluster['krb5_conf']}" if cluster.get("krb5_conf") else ""
 
 
-def kerberos_submit_args(cluster: dict) -> list[str]:
+def kerberos_submit_args(cluster: dict, who: str = "job") -> list[str]:
     """spark-submit arguments of a job on the secure cluster: its keytab login and the realm's krb5.conf for
-    the YARN containers (a real cluster has /etc/krb5.conf on every node instead). Empty on the simple cluster."""
+    the YARN containers (a real cluster has /etc/krb5.conf on every node instead). Empty on the simple cluster.
+
+    Args:
+        cluster: the cluster's facts.
+        who: whose principal and keytab (the facts' ``<who>_principal``/``<who>_keytab``: "job", "short"); ""
+            for no keytab login, so the job lives on the tokens spark-submit obtains with the caller's ticket.
+    """
     if cluster.get("security") != "kerberos":
         return []
     opt = krb5_java_opt(cluster)
-    return ["--principal", cluster["job_principal"], "--keytab", cluster["job_keytab"],
-            "--conf", f"spark.driver.extraJavaOptions={opt}", "--conf", f"spark.executor.extraJavaOptions={opt}",
+    login = ["--principal", cluster[f"{who}_principal"], "--keytab", cluster[f"{who}_keytab"]] if who else []
+    return [*login, "--conf", f"spark.driver.extraJavaOptions={opt}", "--conf", f"spark.executor.extraJavaOptions={opt}",
             "--conf", f"spark.yarn.am.extraJavaOptions={opt}"]
 
 
