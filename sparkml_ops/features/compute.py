@@ -7,7 +7,8 @@ features identical.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta, timezone
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
@@ -17,12 +18,14 @@ from sparkml_ops.errors import DataValidationError
 from sparkml_ops.features.spec import Feature, FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.io.tables import check_schema
 from sparkml_ops.transforms.columns import fill_nulls, select_typed, with_columns, with_ratio, with_sql_columns
-from sparkml_ops.transforms.pit import latest_before
-from sparkml_ops.transforms.windows import WindowAggregate, window_aggregates, with_age, within_window
+from sparkml_ops.transforms.pit import latest_known
+from sparkml_ops.transforms.sweep import KIND, KIND_POINT, KIND_ROW, TIME, SweepPlan
+from sparkml_ops.transforms.windows import (
+    WindowAggregate, event_rows, output_schema, plan_measures, point_rows, window_features,
+)
 
 ASOF = "_asof"  # the time the features are "as of" (end of the as-of date, or the label's event time)
-CUTOFF = "_cutoff"  # ASOF minus the source's availability lag: rows strictly before it are known
-KNOWN_AT = "_known_at"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ZERO_WHEN_MISSING = {"count", "count_distinct", "approx_count_distinct", "sum"}
 
 
@@ -49,39 +52,46 @@ def _analysed(spec: FeatureSpec, feature: str, build):
         raise spec.error(f"SQL does not analyse against the source: {first}", feature) from exc
 
 
-def _join_points(rows: DataFrame, points: DataFrame | Mapping[str, str], keys: Sequence[str], point_col: str) -> DataFrame:
-    if isinstance(points, DataFrame):
-        return rows.join(points, on=list(keys), how="inner")
-    # A few as-of dates: every row meets every date through explode over literals, which keeps
-    # scan, filter and partial aggregation in one generated-code stage (a cross join does not).
-    structs = [F.struct(F.lit(value).alias(point_col), F.lit(moment).cast("timestamp").alias(ASOF))
-               for value, moment in points.items()]
-    return rows.withColumn("_point", F.explode(F.array(*structs))).select("*", "_point.*").drop("_point")
+def _cutoffs(points: Mapping[str, str], lag_us: int) -> tuple[tuple[str, int], ...]:
+    """Build points ``{as_of_date: 'YYYY-MM-DD HH:MM:SS' UTC}`` -> ``(as_of_date, cutoff µs)``."""
+    out = []
+    for value, moment in points.items():
+        instant = datetime.strptime(moment, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        out.append((value, (instant - EPOCH) // timedelta(microseconds=1) - lag_us))
+    return tuple(out)
 
 
-def _with_cutoff(df: DataFrame, lag_us: int) -> DataFrame:
-    return df.withColumn(CUTOFF, F.timestamp_micros(F.unix_micros(F.col(ASOF)) - F.lit(lag_us)))
+def window_aggregates(spec: FeatureSpec, src: SourceSpec, rows: DataFrame | None = None) -> list[WindowAggregate]:
+    """The aggregate features of ``src``; with ``rows``, a ``where`` that does not analyse is a spec error."""
+    aggs = [WindowAggregate(f.name, f.func, f.column, f.window_us, f.where) for f in spec.features_of(src.name, "aggregate")]
+    for agg in aggs:
+        if agg.where and rows is not None:
+            _analysed(spec, agg.name, lambda a=agg: rows.select(F.expr(a.where)))
+    return aggs
 
 
 def event_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
-                   point_cols: Sequence[str]) -> DataFrame:
-    """Windowed aggregates and recency of one events source, per entity and point, in one groupBy."""
+                   point: tuple[str, str], tiled: bool = False) -> DataFrame:
+    """Windowed aggregates and recency of one events source at every point, in one sorted pass per entity.
+
+    Args:
+        rows: prepared source rows, or (``tiled``) the daily tiles of :mod:`sparkml_ops.features.state`.
+        point: the point column and its Spark type.
+    """
     keys = spec.entity_keys
-    aggs = [WindowAggregate(f.name, f.func, f.column, f.window_us, f.where) for f in spec.features_of(src.name, "aggregate")]
-    recency = [f.name for f in spec.features_of(src.name, "recency")]
-    joined = _with_cutoff(_join_points(rows, points, keys, point_cols[0]), src.lag_us)
-    grouped = (
-        joined.transform(with_age(src.time_column, CUTOFF))
-        .transform(within_window(spec.max_window_us(src.name)))
-    )
-    for agg in aggs:
-        if agg.where:
-            _analysed(spec, agg.name, lambda a=agg: grouped.select(F.expr(a.where)))
-    return grouped.transform(window_aggregates([*keys, *point_cols], aggs, recency, recency_offset_us=src.lag_us))
+    defs, outputs = plan_measures(window_aggregates(spec, src, None if tiled else rows))
+    recency = tuple(f.name for f in spec.features_of(src.name, "recency"))
+    stream = rows if tiled else rows.transform(event_rows(keys, src.time_column, defs))
+    by_key = isinstance(points, DataFrame)
+    if by_key:
+        stream = stream.unionByName(points.transform(point_rows(keys, point[0], ASOF, src.lag_us)), allowMissingColumns=True)
+    plan = SweepPlan(tuple(keys), tuple(d.measure for d in defs), outputs, recency, src.lag_us,
+                     spec.max_window_us(src.name), tiled, point[0], () if by_key else _cutoffs(points, src.lag_us))
+    return stream.transform(window_features(plan, output_schema(plan, spec.key_types, point[1])))
 
 
 def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
-                       point_cols: Sequence[str]) -> DataFrame:
+                       point_col: str) -> DataFrame:
     """Row-level SQL features of an attributes source, taken from the latest row known at each point."""
     keys = spec.entity_keys
     feats = spec.features_of(src.name, "expression")
@@ -89,19 +99,26 @@ def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, poin
     for f in feats:
         _analysed(spec, f.name, lambda f=f: rows.select(F.expr(f.sql)))
     valued = rows.transform(with_sql_columns({f.name: (f.sql, f.dtype) for f in feats}))
-    # A table without a time column is a static snapshot: every row counts as known since ever.
-    known_at = F.col(src.time_column) if src.time_column else F.lit("1970-01-01 00:00:00").cast("timestamp")
-    valued = valued.select(*keys, known_at.alias(KNOWN_AT), *names)
-    joined = _with_cutoff(_join_points(valued, points, keys, point_cols[0]), src.lag_us)
-    return joined.transform(latest_before([*keys, *point_cols], KNOWN_AT, CUTOFF, names))
+    # A table without a time column is a static snapshot: every row counts as known since 1970.
+    known_at = F.unix_micros(F.col(src.time_column)) if src.time_column else F.lit(0).cast("bigint")
+    stream = valued.select(*keys, known_at.alias(TIME), F.lit(KIND_ROW).cast("tinyint").alias(KIND), *names)
+    if isinstance(points, DataFrame):
+        asked = points.transform(point_rows(keys, point_col, ASOF, src.lag_us))
+    else:
+        # A build asks every entity of the table at every as-of date: entities x dates rows, not rows x dates.
+        cuts = [F.struct(F.lit(v).alias(point_col), F.lit(c).alias(TIME)) for v, c in _cutoffs(points, src.lag_us)]
+        asked = (valued.select(*keys).distinct().withColumn("_p", F.explode(F.array(*cuts)))
+                 .select(*keys, "_p.*", F.lit(KIND_POINT).cast("tinyint").alias(KIND)))
+    return stream.unionByName(asked, allowMissingColumns=True).transform(latest_known(keys, names, point_col))
 
 
 def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
-                     point_col: str) -> DataFrame:
+                     point_col: str, tiled: Collection[str] = ()) -> DataFrame:
     """Every feature of ``spec`` at every point.
 
     Args:
-        frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days.
+        frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days,
+            or, for the events sources named in ``tiled``, their daily tiles.
         points: either a DataFrame of entity keys, ``point_col`` and ``_asof`` (timestamp) — the training
             spine — or, for the build, ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
         point_col: the column identifying a point (``as_of_date`` or the event time).
@@ -112,14 +129,14 @@ def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points:
     """
     keys = spec.entity_keys
     by_key = isinstance(points, DataFrame)
-    point_cols = [point_col]
+    point = (point_col, dict(points.dtypes)[point_col] if by_key else "string")
     parts = []
     for name, src in spec.sources.items():
         if src.kind == "events" and (spec.features_of(name, "aggregate") or spec.features_of(name, "recency")):
-            parts.append(event_features(spec, src, frames[name], points, point_cols))
+            parts.append(event_features(spec, src, frames[name], points, point, tiled=name in tiled))
         elif src.kind == "attributes" and spec.features_of(name, "expression"):
-            parts.append(attribute_features(spec, src, frames[name], points, point_cols))
-    on = [*keys, *point_cols]
+            parts.append(attribute_features(spec, src, frames[name], points, point_col))
+    on = [*keys, point_col]
     if by_key:
         out = points.select(*on)
         for part in parts:
@@ -133,8 +150,7 @@ def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points:
     for f in spec.features:
         if f.kind == "ratio":
             out = out.transform(with_ratio(f.name, f.numerator, f.denominator))
-    point_types = [(point_col, dict(points.dtypes)[point_col] if by_key else "string")]
-    return out.transform(select_typed([*((k, spec.key_types[k]) for k in keys), *point_types, *feature_columns(spec)]))
+    return out.transform(select_typed([*((k, spec.key_types[k]) for k in keys), point, *feature_columns(spec)]))
 
 
 def require_rows(count: int, what: str, hint: str) -> None:
