@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta, timezone
+from functools import reduce
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
@@ -17,16 +18,14 @@ from pyspark.sql import functions as F
 from sparkml_ops.errors import DataValidationError
 from sparkml_ops.features.spec import Feature, FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.io.tables import check_schema
-from sparkml_ops.transforms.columns import fill_nulls, select_typed, with_columns, with_ratio, with_sql_columns
-from sparkml_ops.transforms.pit import latest_known
-from sparkml_ops.transforms.sweep import KIND, KIND_POINT, KIND_ROW, TIME, SweepPlan
+from sparkml_ops.transforms.columns import select_typed, with_columns, with_ratio, with_sql_columns
+from sparkml_ops.transforms.sweep import AttributesPlan, EventsPlan, SweepPlan
 from sparkml_ops.transforms.windows import (
-    WindowAggregate, event_rows, output_schema, plan_measures, point_rows, window_features,
+    MeasureDef, WindowAggregate, attribute_rows, event_rows, output_schema, plan_measures, point_rows, window_features,
 )
 
 ASOF = "_asof"  # the time the features are "as of" (end of the as-of date, or the label's event time)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-ZERO_WHEN_MISSING = {"count", "count_distinct", "approx_count_distinct", "sum"}
 
 
 def check_source_schema(spec: FeatureSpec, src: SourceSpec, actual: Mapping[str, str]) -> None:
@@ -52,12 +51,12 @@ def _analysed(spec: FeatureSpec, feature: str, build):
         raise spec.error(f"SQL does not analyse against the source: {first}", feature) from exc
 
 
-def _cutoffs(points: Mapping[str, str], lag_us: int) -> tuple[tuple[str, int], ...]:
-    """Build points ``{as_of_date: 'YYYY-MM-DD HH:MM:SS' UTC}`` -> ``(as_of_date, cutoff µs)``."""
+def _as_of(points: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """Build points ``{as_of_date: 'YYYY-MM-DD HH:MM:SS' UTC}`` -> ``(as_of_date, instant µs)``."""
     out = []
     for value, moment in points.items():
         instant = datetime.strptime(moment, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-        out.append((value, (instant - EPOCH) // timedelta(microseconds=1) - lag_us))
+        out.append((value, (instant - EPOCH) // timedelta(microseconds=1)))
     return tuple(out)
 
 
@@ -70,87 +69,76 @@ def window_aggregates(spec: FeatureSpec, src: SourceSpec, rows: DataFrame | None
     return aggs
 
 
-def event_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
-                   point: tuple[str, str], tiled: bool = False) -> DataFrame:
-    """Windowed aggregates and recency of one events source at every point, in one sorted pass per entity.
+def measure_prefix(source: int) -> str:
+    """Stream column prefix of the measures of the source at position ``source`` of the spec."""
+    return f"_m{source}_"
 
-    Args:
-        rows: prepared source rows, or (``tiled``) the daily tiles of :mod:`sparkml_ops.features.state`.
-        point: the point column and its Spark type.
-    """
-    keys = spec.entity_keys
-    defs, outputs = plan_measures(window_aggregates(spec, src, None if tiled else rows))
+
+def events_plan(spec: FeatureSpec, src: SourceSpec, source: int, rows: DataFrame | None = None,
+                tiled: bool = False) -> tuple[list[MeasureDef], EventsPlan]:
+    """The measures (Spark expressions over source rows) and the sweep plan of one events source."""
+    defs, outputs = plan_measures(window_aggregates(spec, src, rows), measure_prefix(source))
     recency = tuple(f.name for f in spec.features_of(src.name, "recency"))
-    stream = rows if tiled else rows.transform(event_rows(keys, src.time_column, defs))
-    by_key = isinstance(points, DataFrame)
-    if by_key:
-        stream = stream.unionByName(points.transform(point_rows(keys, point[0], ASOF, src.lag_us)), allowMissingColumns=True)
-    plan = SweepPlan(tuple(keys), tuple(d.measure for d in defs), outputs, recency, src.lag_us,
-                     spec.max_window_us(src.name), tiled, point[0], () if by_key else _cutoffs(points, src.lag_us))
-    return stream.transform(window_features(plan, output_schema(plan, spec.key_types, point[1])))
+    plan = EventsPlan(source, tuple(d.measure for d in defs), outputs, recency, src.lag_us, spec.max_window_us(src.name), tiled)
+    return defs, plan
 
 
-def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
-                       point_col: str) -> DataFrame:
-    """Row-level SQL features of an attributes source, taken from the latest row known at each point."""
-    keys = spec.entity_keys
+def _attributes_stream(spec: FeatureSpec, src: SourceSpec, source: int, rows: DataFrame) -> tuple[DataFrame, AttributesPlan]:
+    """Row-level SQL features of an attributes source as stream rows, known from their time column on."""
     feats = spec.features_of(src.name, "expression")
-    names = [f.name for f in feats]
     for f in feats:
         _analysed(spec, f.name, lambda f=f: rows.select(F.expr(f.sql)))
     valued = rows.transform(with_sql_columns({f.name: (f.sql, f.dtype) for f in feats}))
-    # A table without a time column is a static snapshot: every row counts as known since 1970.
-    known_at = F.unix_micros(F.col(src.time_column)) if src.time_column else F.lit(0).cast("bigint")
-    stream = valued.select(*keys, known_at.alias(TIME), F.lit(KIND_ROW).cast("tinyint").alias(KIND), *names)
-    if isinstance(points, DataFrame):
-        asked = points.transform(point_rows(keys, point_col, ASOF, src.lag_us))
-    else:
-        # A build asks every entity of the table at every as-of date: entities x dates rows, not rows x dates.
-        cuts = [F.struct(F.lit(v).alias(point_col), F.lit(c).alias(TIME)) for v, c in _cutoffs(points, src.lag_us)]
-        asked = (valued.select(*keys).distinct().withColumn("_p", F.explode(F.array(*cuts)))
-                 .select(*keys, "_p.*", F.lit(KIND_POINT).cast("tinyint").alias(KIND)))
-    return stream.unionByName(asked, allowMissingColumns=True).transform(latest_known(keys, names, point_col))
+    names = tuple(f.name for f in feats)
+    stream = valued.transform(attribute_rows(spec.entity_keys, src.time_column, names, source))
+    return stream, AttributesPlan(source, names, src.lag_us)
 
 
 def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
                      point_col: str, tiled: Collection[str] = ()) -> DataFrame:
-    """Every feature of ``spec`` at every point.
+    """Every feature of ``spec`` at every point, from one stream of all sources sorted per entity.
 
     Args:
         frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days,
-            or, for the events sources named in ``tiled``, their daily tiles.
-        points: either a DataFrame of entity keys, ``point_col`` and ``_asof`` (timestamp) — the training
-            spine — or, for the build, ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
+            or, for the events sources named in ``tiled``, their daily tiles as stream rows.
+        points: either a DataFrame of entity keys, ``point_col``, ``_asof`` (timestamp) and any other
+            columns to pass through (a training set's label rows), or, for the build,
+            ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
         point_col: the column identifying a point (``as_of_date`` or the event time).
 
     Returns:
-        entity keys, ``point_col``, then :func:`feature_columns` in order: one row per spine row, or
-        one row per entity known to any source at each as-of date.
+        entity keys, ``point_col`` (and the other passed-through columns), then :func:`feature_columns`
+        in order: one row per point row, or one row per entity known to any source at each as-of date.
     """
     keys = spec.entity_keys
-    by_key = isinstance(points, DataFrame)
-    point = (point_col, dict(points.dtypes)[point_col] if by_key else "string")
-    parts = []
-    for name, src in spec.sources.items():
+    types = {k: spec.key_types[k] for k in keys}
+    streams, events, attributes = [], [], []
+    for i, (name, src) in enumerate(spec.sources.items()):
         if src.kind == "events" and (spec.features_of(name, "aggregate") or spec.features_of(name, "recency")):
-            parts.append(event_features(spec, src, frames[name], points, point, tiled=name in tiled))
+            defs, plan = events_plan(spec, src, i, None if name in tiled else frames[name], tiled=name in tiled)
+            rows = frames[name]
+            streams.append(rows if name in tiled else rows.transform(event_rows(keys, src.time_column, defs, i)))
+            events.append(plan)
         elif src.kind == "attributes" and spec.features_of(name, "expression"):
-            parts.append(attribute_features(spec, src, frames[name], points, point_col))
-    on = [*keys, point_col]
-    if by_key:
-        out = points.select(*on)
-        for part in parts:
-            out = out.join(part, on=on, how="left")
+            stream, plan = _attributes_stream(spec, src, i, frames[name])
+            streams.append(stream)
+            attributes.append(plan)
+            types.update({f.name: f.dtype for f in spec.features_of(name, "expression")})
+    if isinstance(points, DataFrame):
+        payload = tuple(c for c in points.columns if c not in keys and c != ASOF)
+        streams.append(points.transform(point_rows(keys, payload, ASOF)))
+        types.update({c: t for c, t in points.dtypes if c in payload})
+        plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), payload)
     else:
-        out = parts[0]
-        for part in parts[1:]:
-            out = out.join(part, on=on, how="full")
-    zeros = {f.name: 0 for f in spec.features if f.kind == "aggregate" and f.func in ZERO_WHEN_MISSING}
-    out = out.transform(fill_nulls(zeros))
+        payload = (point_col,)
+        types[point_col] = "string"
+        plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), payload, _as_of(points))
+    stream = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
+    out = stream.transform(window_features(plan, output_schema(plan, types)))
     for f in spec.features:
         if f.kind == "ratio":
             out = out.transform(with_ratio(f.name, f.numerator, f.denominator))
-    return out.transform(select_typed([*((k, spec.key_types[k]) for k in keys), point, *feature_columns(spec)]))
+    return out.transform(select_typed([*((c, types[c]) for c in (*keys, *payload)), *feature_columns(spec)]))
 
 
 def require_rows(count: int, what: str, hint: str) -> None:

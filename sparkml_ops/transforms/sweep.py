@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 US_PER_DAY = 86_400 * 1_000_000
 KIND_POINT, KIND_ROW = 0, 1
-TIME, KIND, LAST = "_t", "_kind", "_last"
+TIME, KIND, SOURCE, LAST = "_t", "_kind", "_src", "_last"
 NUMERIC_FUNCS = ("sum", "mean", "min", "max", "stddev")
 DISTINCT_FUNCS = ("count_distinct", "approx_count_distinct")
 CHUNK_ROWS = 1 << 20  # rows buffered before a chunk of whole entities is computed
@@ -61,37 +61,79 @@ class Output:
 
 
 @dataclass(frozen=True)
-class SweepPlan:
-    """What to compute for one events source.
+class EventsPlan:
+    """Aggregates and recency of one events source (rows with ``_src`` = ``source``).
 
     Attributes:
-        keys: entity key columns.
-        measures, outputs: the aggregate inputs and features.
-        recency: names of "days from the last row to the point time" features.
-        lag_us: the source's availability lag (point time = cutoff + lag).
+        lag_us: the availability lag: a point at time T has the cutoff T - lag.
         horizon_us: the largest window: a build row exists only for entities with a row inside it,
             and recency looks back that far.
-        tiled: rows are daily tiles (pre-aggregated measures, ``_last`` = time of the last event)
-            rather than single events.
-        point_column: the output column naming the point (``as_of_date`` or the event time).
-        cutoffs: for a build, ``(point value, cutoff µs)`` asked of every entity; empty when the
-            points are rows of the stream (``_kind`` 0, ``_t`` = cutoff, ``point_column`` set).
+        tiled: rows are daily tiles (pre-aggregated measures, ``_last`` = time of the tile's last
+            event) rather than single events.
     """
 
-    keys: tuple[str, ...]
+    source: int
     measures: tuple[Measure, ...]
     outputs: tuple[Output, ...]
     recency: tuple[str, ...]
     lag_us: int
     horizon_us: int
-    tiled: bool
-    point_column: str
-    cutoffs: tuple[tuple[str, int], ...] = ()
+    tiled: bool = False
 
     @property
     def windows(self) -> list[int]:
         """Distinct windows of the outputs, shortest first."""
         return sorted({o.window_us for o in self.outputs})
+
+    @property
+    def reach_us(self) -> int:
+        """How far before a point this source looks."""
+        return self.lag_us + max(self.horizon_us, *self.windows) if self.outputs else self.lag_us + self.horizon_us
+
+
+@dataclass(frozen=True)
+class AttributesPlan:
+    """Row-level values of one attributes source: those of the latest row known strictly before each cutoff.
+
+    Rows carry ``_t`` = the µs from which they are known; at most one row per entity and time.
+    """
+
+    source: int
+    values: tuple[str, ...]
+    lag_us: int
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything computed in one pass over a stream of all sources' rows (``_kind`` row) and the points.
+
+    Attributes:
+        payload: point columns passed through to the output (a training set's label rows), or, for a
+            build, the one column that names the as-of date.
+        as_of: for a build, ``(as-of date, as-of instant µs)`` asked of every entity; empty when the
+            points are rows of the stream (``_kind`` point, ``_t`` = the point's instant).
+    """
+
+    keys: tuple[str, ...]
+    events: tuple[EventsPlan, ...]
+    attributes: tuple[AttributesPlan, ...]
+    payload: tuple[str, ...]
+    as_of: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def reach_us(self) -> int:
+        """How far before a point any source looks."""
+        return max([e.reach_us for e in self.events] + [a.lag_us for a in self.attributes] + [0])
+
+    @property
+    def columns(self) -> list[str]:
+        """Output columns in order: keys, payload, each events source's aggregates and recency, attribute values."""
+        out = [*self.keys, *self.payload]
+        for e in self.events:
+            out += [o.name for o in e.outputs] + list(e.recency)
+        for a in self.attributes:
+            out += list(a.values)
+        return out
 
 
 def entity_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
@@ -138,64 +180,64 @@ def _valid(table: pa.Table, name: str) -> np.ndarray:
 
 @dataclass
 class _Rows:
-    """The rows of a chunk (events or tiles), sorted by (entity, time)."""
+    """The rows of one source in a chunk, sorted by (entity, time)."""
 
     table: pa.Table
     ent: np.ndarray
     t: np.ndarray
-    key: np.ndarray  # ent * span + (t - base): sorted search key
+    key: np.ndarray  # search key of (entity, time)
 
 
 @dataclass
 class _Points:
     ent: np.ndarray
-    cutoff: np.ndarray
-    qkey: np.ndarray  # search key of the cutoff
-    hi: np.ndarray    # rows before the cutoff (end of the known rows)
+    cutoff: np.ndarray  # the point's instant minus the source's lag
+    qkey: np.ndarray    # search key of the cutoff
+    hi: np.ndarray      # index of the first row at or after the cutoff: rows before it are known
 
 
-class _Chunk:
-    """One chunk of whole entities: rows, points and their search keys."""
+@dataclass(frozen=True)
+class _Clock:
+    """Search keys ``entity * span + time`` for one chunk; times are clamped to the only range that matters.
 
-    def __init__(self, plan: SweepPlan, table: pa.Table, ent: np.ndarray, first_of_entity: np.ndarray):
-        self.plan = plan
-        kind = _column(table, KIND, np.int8, KIND_ROW)
+    Every time compared with a cutoff lies in ``[low, high]`` once clamped: a row older than every
+    window start stays older, one newer than every cutoff stays newer, and the order of rows is
+    kept, so the clamped keys answer every comparison the true times would.
+    """
+
+    low: int
+    high: int
+
+    @property
+    def span(self) -> int:
+        return self.high - self.low + 1
+
+    def key(self, ent: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return ent * self.span + (np.clip(t, self.low, self.high) - self.low)
+
+
+class _View:
+    """The rows of one source and the points, with their cutoffs for that source's lag."""
+
+    def __init__(self, table: pa.Table, ent: np.ndarray, mask: np.ndarray, points: tuple[np.ndarray, np.ndarray],
+                 lag_us: int, clock: _Clock, tiled: bool = False):
+        self.tiled, self.clock = tiled, clock
         t = _column(table, TIME, np.int64, 0)
-        is_row = kind == KIND_ROW
-        rows = table.filter(pa.array(is_row))
-        if plan.cutoffs:
-            m = len(first_of_entity)
-            p_ent = np.repeat(np.arange(m, dtype=np.int64), len(plan.cutoffs))
-            p_cut = np.tile(np.array([c for _, c in plan.cutoffs], dtype=np.int64), m)
-            self.point_keys = table.select(list(plan.keys)).take(pa.array(first_of_entity[p_ent]))
-            self.point_values = pa.array(np.tile(np.array([v for v, _ in plan.cutoffs], dtype=object), m), pa.string())
-        else:
-            p_idx = np.flatnonzero(~is_row)
-            p_ent, p_cut = ent[p_idx], t[p_idx]
-            self.point_keys = table.select(list(plan.keys)).take(pa.array(p_idx))
-            self.point_values = table.column(plan.point_column).take(pa.array(p_idx))
-        r_ent, r_t = ent[is_row], t[is_row]
-        reach = max(plan.horizon_us, max(plan.windows, default=0))
-        lows = [p_cut.min() - reach] if p_cut.size else []
-        highs = [p_cut.max()] if p_cut.size else []
-        if r_t.size:
-            lows.append(r_t.min())
-            highs.append(r_t.max() + reach)
-        self.base = min(lows, default=0) - 1
-        self.span = max(highs, default=0) - self.base + 2
-        self.rows = _Rows(rows, r_ent, r_t, r_ent * self.span + (r_t - self.base))
-        qkey = p_ent * self.span + (p_cut - self.base)
-        self.points = _Points(p_ent, p_cut, qkey, np.searchsorted(self.rows.key, qkey, "left"))
+        r_ent, r_t = ent[mask], t[mask]
+        self.rows = _Rows(table.filter(pa.array(mask)), r_ent, r_t, clock.key(r_ent, r_t))
+        p_ent, cutoff = points[0], points[1] - lag_us
+        qkey = clock.key(p_ent, cutoff)
+        self.points = _Points(p_ent, cutoff, qkey, np.searchsorted(self.rows.key, qkey, "left"))
 
     def search(self, cutoffs: np.ndarray) -> np.ndarray:
-        """Index of the first row of the point's entity at or after each cutoff (the window start)."""
-        return np.searchsorted(self.rows.key, self.points.ent * self.span + (cutoffs - self.base), "left")
+        """Index of the first row of each point's entity at or after ``cutoffs`` (e.g. window starts)."""
+        return np.searchsorted(self.rows.key, self.clock.key(self.points.ent, cutoffs), "left")
 
 
-def _numeric_inputs(chunk: _Chunk, measure: Measure) -> tuple[np.ndarray, ...]:
+def _numeric_inputs(chunk: _View, measure: Measure) -> tuple[np.ndarray, ...]:
     """(count, sum, min, max, mean, m2) per row; a NULL single value has count 0."""
     table = chunk.rows.table
-    if chunk.plan.tiled:
+    if chunk.tiled:
         n = _column(table, f"{measure.column}_n", np.int64, 0)
         s = _column(table, f"{measure.column}_s", np.float64, 0.0)
         lo = _column(table, f"{measure.column}_lo", np.float64, np.inf)
@@ -211,8 +253,8 @@ def _numeric_inputs(chunk: _Chunk, measure: Measure) -> tuple[np.ndarray, ...]:
     return n, v, np.where(valid, v, np.inf), np.where(valid, v, -np.inf), v, np.zeros(len(v))
 
 
-def _count_inputs(chunk: _Chunk, measure: Measure) -> np.ndarray:
-    if chunk.plan.tiled:
+def _count_inputs(chunk: _View, measure: Measure) -> np.ndarray:
+    if chunk.tiled:
         return _column(chunk.rows.table, f"{measure.column}_n", np.int64, 0)
     return _valid(chunk.rows.table, measure.column).astype(np.int64)
 
@@ -229,7 +271,7 @@ class _Blocks:
     end: np.ndarray        # one past the last row of each segment
 
 
-def _blocks(chunk: _Chunk, window: int) -> _Blocks:
+def _blocks(chunk: _View, window: int) -> _Blocks:
     rows = chunk.rows
     block = np.floor_divide(rows.t, window)
     n = len(block)
@@ -252,7 +294,7 @@ def _scan_both(values: np.ndarray, blocks: _Blocks, op) -> tuple[np.ndarray, np.
 class _Parts:
     """For one window: which row ends the forward part (block of the cutoff) and starts the backward part."""
 
-    def __init__(self, chunk: _Chunk, blocks: _Blocks, window: int, lo: np.ndarray):
+    def __init__(self, chunk: _View, blocks: _Blocks, window: int, lo: np.ndarray):
         rows, pts = chunk.rows, chunk.points
         n = len(rows.t)
         f = pts.hi - 1
@@ -281,7 +323,7 @@ def _shifted_moments(n, mean, m2, blocks: _Blocks, first: bool) -> tuple[np.ndar
     return ref, n * d, m2 + n * d * d
 
 
-def _numeric_outputs(chunk: _Chunk, measure: Measure, outputs: list[Output], blocks: _Blocks,
+def _numeric_outputs(chunk: _View, measure: Measure, outputs: list[Output], blocks: _Blocks,
                      parts: _Parts) -> dict[str, pa.Array]:
     """sum, mean, min, max, stddev (and count) of one numeric measure over one window."""
     n, s, mn, mx, mean, m2 = _numeric_inputs(chunk, measure)
@@ -336,10 +378,10 @@ def _stddev(n, mean, m2, blocks: _Blocks, parts: _Parts, n_f, n_b, res) -> np.nd
     return np.where(res["min"] == res["max"], 0.0, sd)
 
 
-def _distinct_values(chunk: _Chunk, measure: Measure) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_values(chunk: _View, measure: Measure) -> tuple[np.ndarray, np.ndarray]:
     """(row index, value code) of every non-NULL value; tiles hold a list of distinct values per row."""
     col = chunk.rows.table.column(measure.column).combine_chunks()
-    if chunk.plan.tiled:
+    if chunk.tiled:
         parents = pc.list_parent_indices(col).to_numpy()
         flat = pc.list_flatten(col)
     else:
@@ -350,7 +392,7 @@ def _distinct_values(chunk: _Chunk, measure: Measure) -> tuple[np.ndarray, np.nd
     return parents[keep], codes[keep].astype(np.int64)
 
 
-def _distinct_outputs(chunk: _Chunk, measure: Measure, outputs: list[Output]) -> dict[str, pa.Array]:
+def _distinct_outputs(chunk: _View, measure: Measure, outputs: list[Output]) -> dict[str, pa.Array]:
     """Exact distinct counts: occurrence intervals [t, min(next occurrence, t + w)) alive at the cutoff."""
     rows, pts = chunk.rows, chunk.points
     row, code = _distinct_values(chunk, measure)
@@ -359,41 +401,28 @@ def _distinct_outputs(chunk: _Chunk, measure: Measure, outputs: list[Output]) ->
     nxt = np.full(len(row), np.iinfo(np.int64).max)
     same = (ent[order][1:] == ent[order][:-1]) & (code[order][1:] == code[order][:-1])
     nxt[order[:-1][same]] = t[order][1:][same]
-    enter = np.sort(ent * chunk.span + (t - chunk.base))
+    enter = np.sort(chunk.clock.key(ent, t))
     started = np.searchsorted(enter, pts.qkey, "left")
     out = {}
     for o in outputs:
-        leave = np.sort(ent * chunk.span + (np.minimum(nxt, t + o.window_us) - chunk.base))
+        leave = np.sort(chunk.clock.key(ent, np.minimum(nxt, t + o.window_us)))
         out[o.name] = pa.array(started - np.searchsorted(leave, pts.qkey, "left"), pa.int64())
     return out
 
 
-def _recency(chunk: _Chunk, lo_horizon: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+def _recency(plan: EventsPlan, chunk: _View, lo_horizon: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    """Whether each point's entity has a row inside the horizon, and the days from its last row to the point."""
     rows, pts = chunk.rows, chunk.points
     present = pts.hi > lo_horizon
-    if not chunk.plan.recency:
+    if not plan.recency:
         return present, pa.nulls(0)
-    last_col = _column(rows.table, LAST, np.int64, 0) if chunk.plan.tiled else rows.t
+    last_col = _column(rows.table, LAST, np.int64, 0) if chunk.tiled else rows.t
     last = last_col[np.clip(pts.hi - 1, 0, max(len(last_col) - 1, 0))] if len(last_col) else np.zeros(len(pts.hi), np.int64)
-    days = (pts.cutoff + chunk.plan.lag_us - last) / US_PER_DAY
+    days = (pts.cutoff + plan.lag_us - last) / US_PER_DAY
     return present, pa.array(np.where(present, days, 0.0), pa.float64(), mask=~present)
 
 
-def sweep_chunk(plan: SweepPlan, table: pa.Table) -> pa.Table:
-    """Every output of ``plan`` at every point of one chunk of whole entities, sorted by (entity, time)."""
-    ent = entity_codes(table, plan.keys)
-    first_of_entity = np.flatnonzero(np.diff(ent, prepend=-1)) if len(ent) else np.zeros(0, np.int64)
-    chunk = _Chunk(plan, table, ent, first_of_entity)
-    columns = _window_columns(plan, chunk) if len(chunk.rows.t) else _empty_columns(plan, len(chunk.points.ent))
-    present, recency = _recency(chunk, chunk.search(chunk.points.cutoff - plan.horizon_us))
-    for name in plan.recency:
-        columns[name] = recency
-    out = pa.table({**{k: chunk.point_keys.column(k) for k in plan.keys}, plan.point_column: chunk.point_values,
-                    **{o.name: columns[o.name] for o in plan.outputs}, **{r: columns[r] for r in plan.recency}})
-    return out.filter(pa.array(present)) if plan.cutoffs else out
-
-
-def _empty_columns(plan: SweepPlan, points: int) -> dict[str, pa.Array]:
+def _empty_columns(plan: EventsPlan, points: int) -> dict[str, pa.Array]:
     """Outputs of empty windows: counts 0, sums 0.0, the rest NULL."""
     out = {}
     for o in plan.outputs:
@@ -406,7 +435,7 @@ def _empty_columns(plan: SweepPlan, points: int) -> dict[str, pa.Array]:
     return out
 
 
-def _window_columns(plan: SweepPlan, chunk: _Chunk) -> dict[str, pa.Array]:
+def _window_columns(plan: EventsPlan, chunk: _View) -> dict[str, pa.Array]:
     columns: dict[str, pa.Array] = {}
     for window in plan.windows:
         lo = chunk.search(chunk.points.cutoff - window)
@@ -428,15 +457,82 @@ def _window_columns(plan: SweepPlan, chunk: _Chunk) -> dict[str, pa.Array]:
     return columns
 
 
+def _events(plan: EventsPlan, chunk: _View) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """Every aggregate and recency feature of one events source at every point, and which points it knows."""
+    has_rows = len(chunk.rows.t) > 0
+    columns = _window_columns(plan, chunk) if has_rows else _empty_columns(plan, len(chunk.points.ent))
+    present, recency = _recency(plan, chunk, chunk.search(chunk.points.cutoff - plan.horizon_us))
+    return {**columns, **{name: recency for name in plan.recency}}, present
+
+
+def _attributes(plan: AttributesPlan, chunk: _View) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """The values of the latest row known strictly before each point's cutoff (NULL without one)."""
+    rows, pts = chunk.rows, chunk.points
+    last = pts.hi - 1
+    safe = np.clip(last, 0, max(len(rows.ent) - 1, 0))
+    known = (last >= 0) & (rows.ent[safe] == pts.ent) if len(rows.ent) else np.zeros(len(pts.ent), bool)
+    taken = pa.array(np.where(known, safe, 0)) if len(rows.ent) else None
+    columns = {}
+    for name in plan.values:
+        col = rows.table.column(name)
+        columns[name] = pc.if_else(pa.array(known), col.take(taken), pa.nulls(len(known), col.type)) \
+            if taken is not None else pa.nulls(len(known), col.type)
+    return columns, known
+
+
+def _points(plan: SweepPlan, table: pa.Table, ent: np.ndarray, kind: np.ndarray) -> tuple:
+    """(entity codes, instants µs, output columns naming the points) of a chunk."""
+    if plan.as_of:
+        first_of_entity = np.flatnonzero(np.diff(ent, prepend=-1))
+        m, n = len(first_of_entity), len(plan.as_of)
+        p_ent = np.repeat(np.arange(m, dtype=np.int64), n)
+        instants = np.tile(np.array([i for _, i in plan.as_of], dtype=np.int64), m)
+        names = pa.array(np.tile(np.array([v for v, _ in plan.as_of], dtype=object), m), pa.string())
+        taken = table.select(list(plan.keys)).take(pa.array(first_of_entity[p_ent]))
+        return p_ent, instants, {**{k: taken.column(k) for k in plan.keys}, plan.payload[0]: names}
+    idx = np.flatnonzero(kind == KIND_POINT)
+    taken = table.select([*plan.keys, *plan.payload]).take(pa.array(idx))
+    instants = _column(table, TIME, np.int64, 0)[idx]
+    return ent[idx], instants, {c: taken.column(c) for c in taken.column_names}
+
+
+def _clock(plan: SweepPlan, instants: np.ndarray) -> _Clock:
+    return _Clock(int(instants.min()) - plan.reach_us - 1, int(instants.max()) + 1)
+
+
+def sweep_chunk(plan: SweepPlan, table: pa.Table) -> pa.Table:
+    """Every feature of ``plan`` at every point of one chunk of whole entities, rows sorted by (entity, time)."""
+    ent = entity_codes(table, plan.keys)
+    kind = _column(table, KIND, np.int8, KIND_ROW)
+    src = _column(table, SOURCE, np.int16, -1)
+    p_ent, instants, columns = _points(plan, table, ent, kind)
+    if not len(p_ent):
+        return pa.table(columns)
+    clock = _clock(plan, instants)
+    present = np.zeros(len(p_ent), dtype=bool)
+    for ep in plan.events:
+        view = _View(table, ent, (kind == KIND_ROW) & (src == ep.source), (p_ent, instants), ep.lag_us, clock, ep.tiled)
+        cols, known = _events(ep, view)
+        columns.update(cols)
+        present |= known
+    for ap in plan.attributes:
+        view = _View(table, ent, (kind == KIND_ROW) & (src == ap.source), (p_ent, instants), ap.lag_us, clock)
+        cols, known = _attributes(ap, view)
+        columns.update(cols)
+        present |= known
+    out = pa.table({c: columns[c] for c in plan.columns})
+    return out.filter(pa.array(present)) if plan.as_of else out
+
+
 def _split(plan: SweepPlan, table: pa.Table) -> Iterator[pa.Table]:
     """Split a chunk at entity boundaries so that entity code x time span fits a 64-bit search key."""
-    t = _column(table, TIME, np.int64, 0)
-    reach = max(plan.horizon_us, max(plan.windows, default=0))
-    cut = np.array([c for _, c in plan.cutoffs], dtype=np.int64)
-    lo = min(t.min(), cut.min() - reach if cut.size else t.min() - reach) - 1
-    hi = max(t.max() + reach, cut.max() if cut.size else t.max()) + 2
     ent = entity_codes(table, plan.keys)
-    per_chunk = max(1, _KEY_LIMIT // (hi - lo + 1))
+    kind = _column(table, KIND, np.int8, KIND_ROW)
+    instants = np.array([i for _, i in plan.as_of], dtype=np.int64) if plan.as_of \
+        else _column(table, TIME, np.int64, 0)[kind == KIND_POINT]
+    if not instants.size:
+        return  # rows of entities nobody asks about
+    per_chunk = max(1, _KEY_LIMIT // _clock(plan, instants).span)
     if ent[-1] < per_chunk:
         yield table
         return

@@ -12,7 +12,7 @@ rows + points, not with their product.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from sparkml_ops.transforms.sweep import (
-    DISTINCT_FUNCS, KIND, KIND_POINT, KIND_ROW, LAST, NUMERIC_FUNCS, TIME, Measure, Output, SweepPlan, sweep_batches,
+    DISTINCT_FUNCS, KIND, KIND_POINT, KIND_ROW, LAST, NUMERIC_FUNCS, SOURCE, TIME, Measure, Output, SweepPlan,
+    sweep_batches,
 )
 
 US_PER_DAY = 86_400 * 1_000_000
@@ -59,7 +60,7 @@ class MeasureDef:
     value: Column
 
 
-def plan_measures(aggregates: Sequence[WindowAggregate]) -> tuple[list[MeasureDef], tuple[Output, ...]]:
+def plan_measures(aggregates: Sequence[WindowAggregate], prefix: str = "_m") -> tuple[list[MeasureDef], tuple[Output, ...]]:
     """One measure per distinct (column, where) and kind of use; the outputs refer to them by index.
 
     ``approx_count_distinct`` is computed exactly, like ``count_distinct``: the exact count costs
@@ -75,7 +76,7 @@ def plan_measures(aggregates: Sequence[WindowAggregate]) -> tuple[list[MeasureDe
         value = F.col(column) if column else F.lit(1)
         if where:
             value = F.when(F.coalesce(F.expr(where).cast("boolean"), F.lit(False)), value)
-        name = f"_m{len(defs)}"
+        name = f"{prefix}{len(defs)}"
         if kind == "distinct":
             defs.append(MeasureDef(Measure(name, "distinct"), value))
         elif funcs & set(NUMERIC_FUNCS):
@@ -88,36 +89,55 @@ def plan_measures(aggregates: Sequence[WindowAggregate]) -> tuple[list[MeasureDe
     return defs, outputs
 
 
-def event_rows(keys: Sequence[str], time_col: str, measures: Sequence[MeasureDef]) -> Callable[[DataFrame], DataFrame]:
-    """Source rows -> stream rows: keys, ``_t`` (µs), ``_kind`` = row, one column per measure."""
+def _tags(kind: int, source: int | None) -> list[Column]:
+    tags = [F.lit(kind).cast("tinyint").alias(KIND)]
+    return tags + ([F.lit(source).cast("smallint").alias(SOURCE)] if source is not None else [])
+
+
+def event_rows(keys: Sequence[str], time_col: str, measures: Sequence[MeasureDef], source: int = 0) -> Callable[[DataFrame], DataFrame]:
+    """Source rows -> stream rows: keys, ``_t`` (µs), ``_kind`` = row, ``_src``, one column per measure."""
 
     def apply(df: DataFrame) -> DataFrame:
-        return df.select(*keys, F.unix_micros(F.col(time_col)).alias(TIME), F.lit(KIND_ROW).cast("tinyint").alias(KIND),
+        return df.select(*keys, F.unix_micros(F.col(time_col)).alias(TIME), *_tags(KIND_ROW, source),
                          *[m.value.alias(m.measure.column) for m in measures])
 
     return apply
 
 
-def point_rows(keys: Sequence[str], point_col: str, time_col: str, lag_us: int) -> Callable[[DataFrame], DataFrame]:
-    """Points -> stream rows: keys, ``_t`` = the point's time minus the lag (its cutoff), ``_kind`` = point, the point."""
+def attribute_rows(keys: Sequence[str], time_col: str | None, values: Sequence[str], source: int) -> Callable[[DataFrame], DataFrame]:
+    """Attribute rows -> stream rows: one per entity and time (the greatest values win a tie), known from ``_t``.
+
+    A table without a time column is a static snapshot: every row counts as known since 1970.
+    """
 
     def apply(df: DataFrame) -> DataFrame:
-        cutoff = F.unix_micros(F.col(time_col)) - F.lit(lag_us)
-        return df.select(*keys, cutoff.alias(TIME), F.lit(KIND_POINT).cast("tinyint").alias(KIND), F.col(point_col))
+        known = F.unix_micros(F.col(time_col)) if time_col else F.lit(0).cast("bigint")
+        best = F.max(F.struct(*[F.col(v) for v in values])).alias("_v")
+        reduced = df.groupBy(*keys, known.alias(TIME)).agg(best)
+        return reduced.select(*keys, TIME, *_tags(KIND_ROW, source), *[F.col(f"_v.{v}").alias(v) for v in values])
 
     return apply
 
 
-def output_schema(plan: SweepPlan, key_types: dict[str, str], point_type: str) -> StructType:
-    """Spark schema of :func:`window_features`: keys, the point column, the aggregates, the recency features."""
-    fields = [f"`{k}` {key_types[k]}" for k in plan.keys] + [f"`{plan.point_column}` {point_type}"]
-    fields += [f"`{o.name}` {'bigint' if o.func == 'count' or o.func in DISTINCT_FUNCS else 'double'}" for o in plan.outputs]
-    fields += [f"`{r}` double" for r in plan.recency]
-    return StructType.fromDDL(", ".join(fields))
+def point_rows(keys: Sequence[str], payload: Sequence[str], time_col: str) -> Callable[[DataFrame], DataFrame]:
+    """Points -> stream rows: keys, ``_t`` = the point's instant (µs), ``_kind`` = point, the payload columns."""
+
+    def apply(df: DataFrame) -> DataFrame:
+        return df.select(*keys, F.unix_micros(F.col(time_col)).alias(TIME), *_tags(KIND_POINT, None), *payload)
+
+    return apply
+
+
+def output_schema(plan: SweepPlan, types: Mapping[str, str]) -> StructType:
+    """Spark schema of :func:`window_features` (:attr:`SweepPlan.columns`); ``types`` gives keys, payload, attributes."""
+    agg_types = {o.name: "bigint" if o.func == "count" or o.func in DISTINCT_FUNCS else "double"
+                 for e in plan.events for o in e.outputs}
+    agg_types.update({r: "double" for e in plan.events for r in e.recency})
+    return StructType.fromDDL(", ".join(f"`{c}` {agg_types.get(c) or types[c]}" for c in plan.columns))
 
 
 def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame], DataFrame]:
-    """Stream rows (and point rows) -> one row per point with every window aggregate of ``plan``.
+    """Stream rows of every source (and point rows) -> one row per point with every feature of ``plan``.
 
     One shuffle by the entity keys, one sort by time within each partition, one pass.
     """

@@ -6,10 +6,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from sparkml_ops.transforms.columns import fill_nulls, select_typed, with_ratio, with_sql_columns
-from sparkml_ops.transforms.pit import latest_known
-from sparkml_ops.transforms.sweep import KIND, KIND_POINT, KIND_ROW, TIME, SweepPlan
+from sparkml_ops.transforms.sweep import AttributesPlan, EventsPlan, SweepPlan
 from sparkml_ops.transforms.windows import (
-    US_PER_DAY, WindowAggregate, event_rows, output_schema, plan_measures, point_rows, window_features,
+    US_PER_DAY, WindowAggregate, attribute_rows, event_rows, output_schema, plan_measures, point_rows, window_features,
 )
 
 CUTOFF_US = 1_768_003_200_000_000  # 2026-01-10 00:00 UTC
@@ -20,10 +19,11 @@ def _features(rows, aggs, recency=(), points=None, lag_us=0, horizon_us=3 * US_P
     defs, outputs = plan_measures(aggs)
     stream = rows.transform(event_rows(["key"], "t", defs))
     if points is not None:
-        stream = stream.unionByName(points.transform(point_rows(["key"], "as_of", "t", lag_us)), allowMissingColumns=True)
-    cutoffs = () if points is not None else (("2026-01-09", CUTOFF_US - lag_us),)
-    plan = SweepPlan(("key",), tuple(d.measure for d in defs), outputs, tuple(recency), lag_us, horizon_us, False, "as_of", cutoffs)
-    return stream.transform(window_features(plan, output_schema(plan, {"key": "string"}, "string")))
+        stream = stream.unionByName(points.transform(point_rows(["key"], ["as_of"], "t")), allowMissingColumns=True)
+    as_of = () if points is not None else (("2026-01-09", CUTOFF_US),)
+    events = EventsPlan(0, tuple(d.measure for d in defs), outputs, tuple(recency), lag_us, horizon_us)
+    plan = SweepPlan(("key",), (events,), (), ("as_of",), as_of)
+    return stream.transform(window_features(plan, output_schema(plan, {"key": "string", "as_of": "string"})))
 
 pytestmark = pytest.mark.spark
 
@@ -49,7 +49,7 @@ def test_every_window_in_one_pass_with_inclusive_start_and_exclusive_cutoff(rows
     aggs += [WindowAggregate("merchants_3d", "count_distinct", "merchant", 3 * US_PER_DAY),
              WindowAggregate("rows_3d", "count", None, 3 * US_PER_DAY),
              WindowAggregate("big_3d", "count", None, 3 * US_PER_DAY, where="amount > 3")]
-    # The as-of instant is the cutoff plus a 1-day lag: recency counts the days up to it.
+    # As of 2026-01-10 with a 1-day lag the cutoff is 2026-01-09: the rows move one day back with it.
     out = _features(rows.drop("cutoff", "as_of").withColumn("t", F.col("t") - F.expr("INTERVAL 1 DAY")), aggs,
                     recency=["recency"], lag_us=US_PER_DAY)
     got = out.collect()[0].asDict()
@@ -80,12 +80,11 @@ def test_latest_known_takes_the_newest_row_strictly_before_the_cutoff(spark):
     df = spark.createDataFrame([
         ("a", "2026-01-01 00:00:00", 1.0), ("a", "2026-01-05 00:00:00", 2.0), ("a", "2026-01-10 00:00:00", 3.0),
         ("b", "2026-01-10 00:00:00", 9.0),
-    ], "key string, t string, v double").selectExpr("key", f"unix_micros(CAST(t AS TIMESTAMP)) AS {TIME}", "v",
-                                                    f"CAST({KIND_ROW} AS TINYINT) AS {KIND}")
-    points = spark.sql(f"SELECT key, {CUTOFF_US} AS {TIME}, CAST({KIND_POINT} AS TINYINT) AS {KIND}, 'p' AS p "
-                       "FROM VALUES ('a'), ('b') AS v(key)")
-    stream = df.unionByName(points, allowMissingColumns=True)
-    got = sorted(tuple(r) for r in stream.transform(latest_known(["key"], ["v"], "p")).drop("p").collect())
+    ], "key string, t string, v double").selectExpr("key", "CAST(t AS TIMESTAMP) AS t", "v")
+    plan = SweepPlan(("key",), (), (AttributesPlan(0, ("v",), 0),), ("p",), (("p", CUTOFF_US),))
+    schema = output_schema(plan, {"key": "string", "p": "string", "v": "double"})
+    out = df.transform(attribute_rows(["key"], "t", ["v"], 0)).transform(window_features(plan, schema))
+    got = sorted(tuple(r) for r in out.drop("p").collect())
     assert got == [("a", 2.0)]  # b's only row is at the cutoff: not yet known
 
 
