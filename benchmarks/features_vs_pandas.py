@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sparkml_ops.config import load_settings  # noqa: E402
-from sparkml_ops.demo import generate_demo_data  # noqa: E402
+from sparkml_ops.demo import demo_params, generate_demo_data  # noqa: E402
 from sparkml_ops.features import build_features, load_feature_spec  # noqa: E402
 from sparkml_ops.io.spark import spark_session  # noqa: E402
 
@@ -133,8 +133,8 @@ def main() -> int:
         for tag, (rows, raw, s) in settings.items():
             if not spark.catalog.tableExists(f"{raw}.card_transactions") or spark.table(f"{raw}.card_transactions").count() != rows:
                 t0 = time.perf_counter()
-                generate_demo_data(spark, s, START, days=args.days, customers=args.customers,
-                                   tx_per_day=rows // args.days, seed=7)
+                generate_demo_data(spark, s, demo_params(START, days=args.days, customers=args.customers,
+                                                         tx_per_day=rows // args.days, seed=7))
                 print(f"generated {rows:,} rows into {raw} in {time.perf_counter() - t0:.0f} s", flush=True)
             if args.generate_only:
                 continue

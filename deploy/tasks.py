@@ -5,9 +5,7 @@ All logic lives in ``sparkml_ops.deploy``; see docs/deploy.md.
 
 from __future__ import annotations
 
-import argparse
 import getpass
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,8 +13,8 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from sparkml_ops.config import Settings, available_environments
-from sparkml_ops.entrypoint import early_logging, guarded, settings_from_args
+from sparkml_ops.config import Settings, available_environments, load_settings
+from sparkml_ops.entrypoint import guarded, load_entry_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 ENVS_HELP = "environment: a file conf/<env>.yaml (dev, test, prod)"
@@ -27,11 +25,15 @@ COMMON_HELP = {
 }
 
 
-def _settings(env: str | None, conf_dir: str | None, overrides: Sequence[str], log_format: str | None = None) -> Settings:
-    args = argparse.Namespace(env=env, conf_dir=conf_dir, overrides=list(overrides or ()), log_format=log_format,
-                              log_level=None)
-    early_logging(args, os.environ)
-    return settings_from_args(args)
+def _settings(env: str | None, conf_dir: str | None, overrides: Sequence[str] | None,
+              log_format: str | None) -> Settings:
+    """The settings of the task's environment, loaded once; logging configured from them."""
+    return load_entry_settings(env, conf_dir, overrides or (), log_format, environ=os.environ)
+
+
+def _other_settings(env: str, conf_dir: str | None, overrides: Sequence[str] | None) -> Settings:
+    """The settings of a second environment of the same task (logging is already configured)."""
+    return load_settings(env, conf_dir, list(overrides or ()), os.environ)
 
 
 def _builds_dir(settings: Settings) -> Path:
@@ -45,14 +47,10 @@ def _finish(body: Callable[[], int]) -> None:
         raise Exit(code=code)
 
 
-def _table(columns: Sequence[str], rows: Sequence[Sequence]) -> None:
-    from sparkml_ops.cli._output import print_table
-
-    print_table(columns, rows)
-
-
 def _print_report(report) -> None:
-    _table(["host", "result", "time", "detail"], report.rows())
+    from sparkml_ops.cli.output import print_table  # the cli package imports pyspark: not for fab --list
+
+    print_table(["host", "result", "time", "detail"], report.rows())
     if report.bytes_sent:
         print(f"uploaded {report.bytes_sent / 1e6:.1f} MB in {report.seconds:.1f}s")
 
@@ -64,7 +62,7 @@ def build(c, allow_dirty=False, conf_dir=None, set_=None, log_format=None):
     from sparkml_ops.deploy.build import build as run_build
 
     def body() -> int:
-        settings = _settings(None, conf_dir, set_ or (), log_format)
+        settings = _settings(None, conf_dir, set_, log_format)
         result = run_build(settings, PROJECT, _builds_dir(settings), user=getpass.getuser(), allow_dirty=allow_dirty)
         m = result.build.manifest
         print(f"{m.build_id}{' (already built)' if result.reused else ''}: commit {m.commit}"
@@ -81,7 +79,7 @@ def deploy(c, env, build=None, conf_dir=None, set_=None, log_format=None):
     from sparkml_ops.deploy.service import deploy_build
 
     def body() -> int:
-        settings = _settings(env, conf_dir, set_ or (), log_format)
+        settings = _settings(env, conf_dir, set_, log_format)
         builds = _builds_dir(settings)
         _print_report(deploy_build(settings, builds, build or latest_build(builds), user=getpass.getuser()))
         return 0
@@ -95,15 +93,15 @@ def deploy(c, env, build=None, conf_dir=None, set_=None, log_format=None):
       iterable=["approver", "set_"])
 def promote(c, build, to="prod", change=None, approver=None, emergency=None, conf_dir=None, set_=None, log_format=None):
     """Deploy to prod exactly the bytes that passed test, once soak, approvals and change id check out."""
-    from sparkml_ops.config import load_settings
+    from sparkml_ops.deploy.service import DeployRequest
     from sparkml_ops.deploy.service import promote as run_promote
 
     def body() -> int:
-        target = _settings(to, conf_dir, set_ or (), log_format)
+        target = _settings(to, conf_dir, set_, log_format)
         gate = target.deploy.promotion
-        source = load_settings(gate.from_env if gate else "test", conf_dir, list(set_ or ()), os.environ)
-        _print_report(run_promote(target, source, _builds_dir(target), build, user=getpass.getuser(), change_id=change,
-                                  approvers=approver or (), emergency_reason=emergency))
+        source = _other_settings(gate.from_env if gate else "test", conf_dir, set_)
+        request = DeployRequest(getpass.getuser(), change, tuple(approver or ()), emergency)
+        _print_report(run_promote(target, source, _builds_dir(target), build, request))
         return 0
 
     _finish(body)
@@ -113,13 +111,14 @@ def promote(c, build, to="prod", change=None, approver=None, emergency=None, con
                                   "to": "target environment", **COMMON_HELP}, iterable=["set_"])
 def promote_model(c, model, from_="test", to="prod", conf_dir=None, set_=None, log_format=None):
     """Carry a registry version across clusters: export on a source edge node, stream over SSH, import on the target."""
-    from sparkml_ops.config import load_settings
     from sparkml_ops.deploy.service import promote_model as run_promote_model
+    from sparkml_ops.identifiers import parse_version_ref
 
     def body() -> int:
-        target = _settings(to, conf_dir, set_ or (), log_format)
-        source = load_settings(from_, conf_dir, list(set_ or ()), os.environ)
-        _print_report(run_promote_model(source, target, model, user=getpass.getuser()))
+        target = _settings(to, conf_dir, set_, log_format)
+        ref = parse_version_ref(model)  # refused here, before any host is contacted
+        source = _other_settings(from_, conf_dir, set_)
+        _print_report(run_promote_model(source, target, ref, user=getpass.getuser()))
         return 0
 
     _finish(body)
@@ -132,7 +131,7 @@ def rollback(c, env, reason=None, to=None, conf_dir=None, set_=None, log_format=
     from sparkml_ops.deploy.service import rollback as run_rollback
 
     def body() -> int:
-        settings = _settings(env, conf_dir, set_ or (), log_format)
+        settings = _settings(env, conf_dir, set_, log_format)
         _print_report(run_rollback(settings, user=getpass.getuser(), reason=reason or "", to=to))
         return 0
 
@@ -143,24 +142,23 @@ def rollback(c, env, reason=None, to=None, conf_dir=None, set_=None, log_format=
             **COMMON_HELP}, iterable=["set_"])
 def status(c, env=None, json_=False, conf_dir=None, set_=None, log_format=None):
     """What runs where: current build, since when, by whom, commit, change id, model aliases."""
-    from sparkml_ops.config import load_settings
+    from sparkml_ops.cli.output import print_json, print_table
     from sparkml_ops.deploy.service import status as run_status
 
     def body() -> int:
-        first = _settings(env or "dev", conf_dir, set_ or (), log_format)
+        first = _settings(env or "dev", conf_dir, set_, log_format)
         envs = [env] if env else [e for e in ("dev", "test", "prod") if e in available_environments(first.conf_dir)]
         rows = []
         for name in envs:
-            settings = first if name == first.env else load_settings(name, conf_dir, list(set_ or ()), os.environ)
+            settings = first if name == first.env else _other_settings(name, conf_dir, set_)
             rows.extend(h.as_dict() for h in run_status(settings))
         if json_:
-            json.dump(rows, sys.stdout, indent=2)
-            print()
+            print_json(rows)
         else:
-            _table(["env", "host", "current", "since", "by", "action", "commit", "change", "models"],
-                   [[r["env"], r["host"], r["current"] or ("UNREACHABLE: " + r["error"] if r["error"] else "-"),
-                     r["since"], r["by"], r["action"], (r["commit"] or "")[:12], r["change_id"],
-                     _aliases(r["models"])] for r in rows])
+            print_table(["env", "host", "current", "since", "by", "action", "commit", "change", "models"],
+                        [[r["env"], r["host"], r["current"] or ("UNREACHABLE: " + r["error"] if r["error"] else "-"),
+                          r["since"], r["by"], r["action"], (r["commit"] or "")[:12], r["change_id"],
+                          _aliases(r["models"])] for r in rows])
         return 1 if any(r["error"] for r in rows) else 0
 
     _finish(body)

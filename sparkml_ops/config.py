@@ -18,44 +18,43 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
+from sparkml_ops.configfile import Frozen, KeyProblem, YamlFile, key_problems, rule
 from sparkml_ops.errors import ConfigError
+from sparkml_ops.identifiers import is_env_name, is_hive_identifier
 
 ENV_PREFIX = "SPARKML_OPS_"
 # Loader inputs, not settings keys: they choose which files to read.
 LOADER_ENV_VARS = frozenset({"SPARKML_OPS_ENV", "SPARKML_OPS_CONF_DIR", "SPARKML_OPS_LOG_FORMAT",
                              "SPARKML_OPS_BUILD_ID", "SPARKML_OPS_GIT_COMMIT", "SPARKML_OPS_CACHE"})
-ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 PRIVATE_DIR = "private"
 SECRET_KEY_RE = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+SETTINGS_FILE = YamlFile(not_mapping="top level must be a mapping of keys, got {type}.",
+                         malformed_hint="Fix the syntax at that line.")
+
+HiveName = Annotated[str, rule(is_hive_identifier,
+                               "must be a Hive identifier: letters, digits and _, not starting with a digit")]
+RegistryUri = Annotated[str, rule(lambda v: re.match(r"^(file|webhdfs|swebhdfs)://", v) is not None,
+                                  "must be a file:// or webhdfs:// (swebhdfs:// for TLS) URI")]
+Duration = Annotated[str, rule(lambda v: re.fullmatch(r"\d{1,4}[hd]", v) is not None, "must be a duration like 0d, 6h or 1d")]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HiveDatabases(_Frozen):
+class HiveDatabases(Frozen):
     """Hive database names per data layer."""
 
-    raw: str = "ml_raw"
-    features: str = "ml_features"
-    scores: str = "ml_scores"
-    ops: str = "ml_ops"
-
-    @field_validator("raw", "features", "scores", "ops")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
-            raise ValueError("must be a Hive identifier: letters, digits and _, not starting with a digit")
-        return value
+    raw: HiveName = "ml_raw"
+    features: HiveName = "ml_features"
+    scores: HiveName = "ml_scores"
+    ops: HiveName = "ml_ops"
 
 
-class HiveSettings(_Frozen):
+class HiveSettings(Frozen):
     """Hive metastore and warehouse.
 
     ``derby`` is the embedded single-process default; ``jdbc`` points Spark's Hive
@@ -73,7 +72,7 @@ class HiveSettings(_Frozen):
     databases: HiveDatabases = HiveDatabases()
 
 
-class RegistryAuth(_Frozen):
+class RegistryAuth(Frozen):
     """How the registry authenticates to WebHDFS/HttpFS; ignored for ``file://``."""
 
     method: Literal["none", "simple", "kerberos"] = "none"
@@ -82,10 +81,10 @@ class RegistryAuth(_Frozen):
     keytab: str | None = None
 
 
-class RegistrySettings(_Frozen):
+class RegistrySettings(Frozen):
     """Where the model registry lives: ``file:///path`` or ``webhdfs://host:port/path``."""
 
-    uri: str
+    uri: RegistryUri
     auth: RegistryAuth = RegistryAuth()
     timeout_s: float = Field(default=60.0, gt=0)
     staging_max_age_hours: float = Field(default=24.0, gt=0)
@@ -93,15 +92,8 @@ class RegistrySettings(_Frozen):
     # (flavor 'sparkml'); unset: such models are copied through a local temporary directory.
     hdfs_uri: str | None = Field(default=None, pattern=r"^(hdfs|viewfs)://[^/]+$")
 
-    @field_validator("uri")
-    @classmethod
-    def _uri_scheme(cls, value: str) -> str:
-        if not re.match(r"^(file|webhdfs|swebhdfs)://", value):
-            raise ValueError("must be a file:// or webhdfs:// (swebhdfs:// for TLS) URI")
-        return value
 
-
-class SparkSettings(_Frozen):
+class SparkSettings(Frozen):
     """How the Spark session is built; ``conf`` entries are passed through verbatim."""
 
     master: str = "local[*]"
@@ -120,7 +112,7 @@ class SparkSettings(_Frozen):
         return value
 
 
-class SshHost(_Frozen):
+class SshHost(Frozen):
     """An SSH endpoint; ``user``/``port`` fall back to ``~/.ssh/config`` when unset."""
 
     host: str
@@ -128,7 +120,7 @@ class SshHost(_Frozen):
     user: str | None = None
 
 
-class PromotionSettings(_Frozen):
+class PromotionSettings(Frozen):
     """Gates a build must pass before ``fab promote`` puts it in this environment."""
 
     from_env: str = "test"
@@ -137,7 +129,7 @@ class PromotionSettings(_Frozen):
     change_id_pattern: str = r"^CHG-[0-9]{3,}$"
 
 
-class DeploySettings(_Frozen):
+class DeploySettings(Frozen):
     """Where builds go for this environment (edge nodes, bastion, directories).
 
     SSH files default to the user's own (``~/.ssh/config``, ``~/.ssh/known_hosts``); host keys
@@ -167,14 +159,14 @@ class DeploySettings(_Frozen):
     promotion: PromotionSettings | None = None
 
 
-class LoggingSettings(_Frozen):
+class LoggingSettings(Frozen):
     """Log line format and level."""
 
     format: Literal["text", "json"] = "text"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class FeaturesSettings(_Frozen):
+class FeaturesSettings(Frozen):
     """Feature sets: where specs live, where run statistics go, defaults for specs.
 
     ``spec_dir`` is resolved against the config directory when relative; a spec named
@@ -182,26 +174,12 @@ class FeaturesSettings(_Frozen):
     """
 
     spec_dir: str = "features"
-    stats_table: str = "feature_stats"
-    default_availability_lag: str = "1d"
+    stats_table: HiveName = "feature_stats"
+    default_availability_lag: Duration = "1d"
     max_dates_per_run: int = Field(default=31, ge=1)
 
-    @field_validator("stats_table")
-    @classmethod
-    def _table_identifier(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
-            raise ValueError("must be a Hive identifier: letters, digits and _, not starting with a digit")
-        return value
 
-    @field_validator("default_availability_lag")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{1,4}[hd]", value):
-            raise ValueError("must be a duration like 0d, 6h or 1d")
-        return value
-
-
-class Settings(_Frozen):
+class Settings(Frozen):
     """The whole effective configuration of one environment."""
 
     env: str
@@ -259,77 +237,80 @@ def load_settings(
     environ = dict(environ or {})
     base = (cwd or Path.cwd()).resolve()
     env = env or environ.get("SPARKML_OPS_ENV") or "local"
-    conf_path = Path(conf_dir or environ.get("SPARKML_OPS_CONF_DIR") or "conf").expanduser()
-    if not conf_path.is_absolute():
-        conf_path = base / conf_path
-    if not conf_path.is_dir():
+    conf_path = _conf_dir(conf_dir or environ.get("SPARKML_OPS_CONF_DIR") or "conf", base)
+    _check_env(env, conf_path)
+    layers = _layers(conf_path, env, environ, overrides)
+    merged, origin = _merged(layers)
+    data = _resolved(merged, env, base, environ.get("JAVA_HOME"))
+    data.update(env=env, sources=[source for source, _ in layers], conf_dir=str(conf_path))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, env, conf_path)) from exc
+
+
+def _conf_dir(conf_dir: str | Path, base: Path) -> Path:
+    """The config directory as an absolute path; it must exist."""
+    path = Path(conf_dir).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_dir():
         raise ConfigError(
-            f"config directory {conf_path} does not exist.",
+            f"config directory {path} does not exist.",
             hint="Run from the project root, or pass --conf-dir DIR or set SPARKML_OPS_CONF_DIR.",
         )
-    if not ENV_NAME_RE.match(env):
+    return path
+
+
+def _check_env(env: str, conf_dir: Path) -> None:
+    """``env`` must be a valid name with its own ``<conf_dir>/<env>.yaml``."""
+    if not is_env_name(env):
         raise ConfigError(f"environment name {env!r} is invalid: use lowercase letters, digits, '-' and '_'.")
-    known = available_environments(conf_path)
+    known = available_environments(conf_dir)
     if env not in known:
         raise ConfigError(
-            f"unknown environment {env!r}: {conf_path} defines {', '.join(known) or 'none'}.",
-            hint=f"Pass --env with one of those, or create {conf_path / (env + '.yaml')}.",
+            f"unknown environment {env!r}: {conf_dir} defines {', '.join(known) or 'none'}.",
+            hint=f"Pass --env with one of those, or create {conf_dir / (env + '.yaml')}.",
         )
 
+
+def _layers(conf_dir: Path, env: str, environ: Mapping[str, str],
+            overrides: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every config source as ``(where it came from, its data)``, lowest precedence first."""
     layers: list[tuple[str, dict[str, Any]]] = [("built-in defaults", global_defaults())]
-    for path in (
-        conf_path / "base.yaml",
-        conf_path / f"{env}.yaml",
-        conf_path / PRIVATE_DIR / "base.yaml",
-        conf_path / PRIVATE_DIR / f"{env}.yaml",
-    ):
+    for path in (conf_dir / "base.yaml", conf_dir / f"{env}.yaml",
+                 conf_dir / PRIVATE_DIR / "base.yaml", conf_dir / PRIVATE_DIR / f"{env}.yaml"):
         if path.is_file():
-            layers.append((str(path), _read_yaml(path)))
-        elif path.name == "base.yaml" and path.parent == conf_path:
+            layers.append((str(path), SETTINGS_FILE.read(path)))
+        elif path.name == "base.yaml" and path.parent == conf_dir:
             raise ConfigError(f"{path} is missing: every config directory needs a base.yaml.")
     for name in sorted(environ):
         if name.startswith(ENV_PREFIX) and name not in LOADER_ENV_VARS:
             layers.append((f"environment variable {name}", _env_layer(name, environ[name])))
     for item in overrides:
         layers.append((f"command-line --set {_masked(item)}", _override_layer(item)))
+    return layers
 
+
+def _merged(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The layers merged key by key, and for each key path the source that set it last."""
     merged: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
     for source, data in layers:
         _merge(merged, data, source, origin, ())
-    merged.pop("env", None)
-    spark_section = merged.setdefault("spark", {})
-    if isinstance(spark_section, dict) and not spark_section.get("java_home") and environ.get("JAVA_HOME"):
+    return merged, origin
+
+
+def _resolved(merged: Mapping[str, Any], env: str, base: Path, java_home: str | None) -> dict[str, Any]:
+    """The merged data with ``spark.java_home`` filled in, ``state_dir`` absolute and placeholders expanded."""
+    data = {key: value for key, value in merged.items() if key != "env"}
+    spark = data.get("spark", {})
+    if isinstance(spark, dict) and not spark.get("java_home") and java_home:
         # The JVM pyspark launches is the one in JAVA_HOME; record it so checks look at the same one.
-        spark_section["java_home"] = environ["JAVA_HOME"]
-    if "state_dir" in merged:
-        state = Path(str(merged["state_dir"]).replace("${env}", env)).expanduser()
-        merged["state_dir"] = str(state if state.is_absolute() else base / state)
-    merged = _expand(merged, env, merged.get("state_dir"))
-    merged["env"] = env
-    merged["sources"] = [s for s, _ in layers]
-    merged["conf_dir"] = str(conf_path)
-    try:
-        return Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin, env, conf_path)) from exc
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: malformed YAML: {problem}.", hint="Fix the syntax at that line.") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}.") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}.")
-    return data
+        data["spark"] = {**spark, "java_home": java_home}
+    if "state_dir" in data:
+        state = Path(str(data["state_dir"]).replace("${env}", env)).expanduser()
+        data["state_dir"] = str(state if state.is_absolute() else base / state)
+    return _expand(data, env, data.get("state_dir"))
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -429,24 +410,21 @@ def _first_required(model: type[BaseModel], loc: Sequence[str]) -> tuple[str, ..
 
 
 def _describe(exc: ValidationError, origin: dict, env: str, conf_dir: Path) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(str(p) for p in err["loc"])
-        key = ".".join(loc)
-        source = next((origin[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in origin), None)
-        if err["type"] == "extra_forbidden":
-            parent = loc[:-1]
-            allowed = [k for k in _allowed_keys(Settings, parent) if k not in ("sources", "conf_dir")]
-            under = f" under '{'.'.join(parent)}'" if parent else ""
-            lines.append(f"{source}: unknown key '{key}'; allowed keys{under}: {', '.join(allowed)}.")
-        elif err["type"] == "missing":
-            key = ".".join(loc + _first_required(Settings, loc))
-            lines.append(
-                f"missing required key '{key}' for environment '{env}': "
-                f"set it in {conf_dir / (env + '.yaml')} or {conf_dir / 'base.yaml'}."
-            )
-        else:
-            value = err.get("input")
-            shown = "***" if SECRET_KEY_RE.search(key) else repr(value)
-            lines.append(f"{source}: key '{key}' has bad value {shown}: {err['msg']}.")
+    lines = [_problem_line(problem, origin, env, conf_dir) for problem in key_problems(exc)]
     return "invalid configuration:\n  " + "\n  ".join(lines) if len(lines) > 1 else "invalid configuration: " + lines[0]
+
+
+def _problem_line(problem: KeyProblem, origin: dict, env: str, conf_dir: Path) -> str:
+    """One problem, naming the file or variable that set the key (and what to do about it)."""
+    loc = problem.loc
+    source = next((origin[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in origin), None)
+    if problem.kind == "unknown":
+        parent = loc[:-1]
+        allowed = [k for k in _allowed_keys(Settings, parent) if k not in ("sources", "conf_dir")]
+        under = f" under '{'.'.join(parent)}'" if parent else ""
+        return f"{source}: {problem.describe()}; allowed keys{under}: {', '.join(allowed)}."
+    if problem.kind == "missing":
+        leaf = replace(problem, loc=loc + _first_required(Settings, loc))
+        return (f"{leaf.describe()} for environment '{env}': "
+                f"set it in {conf_dir / (env + '.yaml')} or {conf_dir / 'base.yaml'}.")
+    return f"{source}: {problem.describe('***' if SECRET_KEY_RE.search(problem.key) else None)}."

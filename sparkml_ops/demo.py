@@ -71,18 +71,8 @@ class DemoResult:
     exit_code: int = 0
 
 
-def generate_demo_data(
-    spark: SparkSession,
-    settings: Settings,
-    start: date,
-    days: int = 30,
-    customers: int = 1_000,
-    tx_per_day: int = 2_000,
-    seed: int = 42,
-) -> DemoResult:
-    """Write ``days * tx_per_day`` synthetic transactions from ``start``, their labels and the customers.
-
-    Reruns with the same arguments write the same rows and replace only the days generated.
+def demo_params(start: date, days: int = 30, customers: int = 1_000, tx_per_day: int = 2_000, seed: int = 42) -> DemoParams:
+    """The size and seed of a demo data set: ``days * tx_per_day`` transactions from ``start``.
 
     Raises:
         UsageError: a size is below 1 or the total is unreasonably large.
@@ -91,29 +81,48 @@ def generate_demo_data(
         params = DemoParams(start, days, customers, tx_per_day, seed)
     except ValueError as exc:
         raise UsageError(f"demo data: {exc}.") from exc
-    total = days * tx_per_day
-    if total > MAX_ROWS:
-        raise UsageError(f"demo data: {total} transactions requested; at most {MAX_ROWS}.")
-    raw = settings.hive.databases.raw
-    tables = {name: f"{raw}.{name}" for name in ("customers", "card_transactions", "fraud_labels")}
-    ensure_table(spark, tables["customers"], CUSTOMER_COLUMNS, comment="synthetic customer attributes (sparkml-ops demo)")
-    ensure_table(spark, tables["card_transactions"], TX_COLUMNS, [DS], comment="synthetic card transactions (sparkml-ops demo)")
-    ensure_table(spark, tables["fraud_labels"], LABEL_COLUMNS, [DS], comment="synthetic fraud outcome per customer-day")
+    if params.transactions > MAX_ROWS:
+        raise UsageError(f"demo data: {params.transactions} transactions requested; at most {MAX_ROWS}.")
+    return params
 
+
+def generate_demo_data(spark: SparkSession, settings: Settings, params: DemoParams) -> DemoResult:
+    """Write the transactions of ``params``, their labels and the customers to ``hive.databases.raw``.
+
+    Reruns with the same parameters write the same rows and replace only the days generated.
+    """
+    tables = _ensure_demo_tables(spark, settings.hive.databases.raw)
+    total = params.transactions
     # Contiguous id ranges per task keep each task inside a few days, so few files per partition.
     slices = max(spark.sparkContext.defaultParallelism, math.ceil(total / 1_000_000))
-    log.info("generating %d transactions (%d days from %s), %d customers, seed %d", total, days, start, customers, seed)
-    insert_partitions(spark.range(customers, numPartitions=max(1, min(slices, customers // 100_000 + 1)))
-                      .transform(synthetic_customers(params)), tables["customers"])
+    log.info("generating %d transactions (%d days from %s), %d customers, seed %d",
+             total, params.days, params.start, params.customers, params.seed)
+    customer_slices = max(1, min(slices, params.customers // 100_000 + 1))
+    insert_partitions(spark.range(params.customers, numPartitions=customer_slices).transform(synthetic_customers(params)),
+                      tables.customers)
     tx = spark.range(total, numPartitions=slices).transform(synthetic_transactions(params))
-    insert_partitions(tx.drop("is_fraud"), tables["card_transactions"])
+    insert_partitions(tx.drop("is_fraud"), tables.transactions)
     # The labels recompute the same rows (pure functions of the ids) rather than caching 50M rows.
-    labels = tx.transform(daily_labels()).repartition(max(1, min(days, 64)), "ds")
-    insert_partitions(labels, tables["fraud_labels"])
-    end = start + timedelta(days=days - 1)
-    log.info("demo data written: %s (ds %s..%s), %s, %s", tables["card_transactions"], start, end,
-             tables["fraud_labels"], tables["customers"])
-    return DemoResult(tables["customers"], tables["card_transactions"], tables["fraud_labels"], start, end, total, customers)
+    insert_partitions(tx.transform(daily_labels()).repartition(max(1, min(params.days, 64)), "ds"), tables.labels)
+    end = params.start + timedelta(days=params.days - 1)
+    log.info("demo data written: %s (ds %s..%s), %s, %s", tables.transactions, params.start, end, tables.labels, tables.customers)
+    return DemoResult(tables.customers, tables.transactions, tables.labels, params.start, end, total, params.customers)
+
+
+@dataclass(frozen=True)
+class _DemoTables:
+    customers: str
+    transactions: str
+    labels: str
+
+
+def _ensure_demo_tables(spark: SparkSession, database: str) -> _DemoTables:
+    """Create the three demo tables in ``database`` unless they exist (with these columns)."""
+    tables = _DemoTables(f"{database}.customers", f"{database}.card_transactions", f"{database}.fraud_labels")
+    ensure_table(spark, tables.customers, CUSTOMER_COLUMNS, comment="synthetic customer attributes (sparkml-ops demo)")
+    ensure_table(spark, tables.transactions, TX_COLUMNS, [DS], comment="synthetic card transactions (sparkml-ops demo)")
+    ensure_table(spark, tables.labels, LABEL_COLUMNS, [DS], comment="synthetic fraud outcome per customer-day")
+    return tables
 
 
 def label_rate(spark: SparkSession, labels_table: str) -> float:

@@ -15,7 +15,7 @@ import re
 import socket
 import subprocess
 from pathlib import Path
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 from sparkml_ops.config import Settings, load_settings
@@ -80,22 +80,49 @@ def dates_from_args(args: argparse.Namespace) -> list[date]:
     return [first + timedelta(days=i) for i in range(days)]
 
 
-def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
-    """Load the settings once from parsed global options, then configure logging from them."""
+def load_entry_settings(
+    env: str | None,
+    conf_dir: str | None,
+    overrides: Sequence[str] = (),
+    log_format: str | None = None,
+    log_level: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """What every entry point does first: early logging, the settings loaded once, then logging from them.
+
+    Args:
+        env: environment name (``None``: ``$SPARKML_OPS_ENV`` or ``local``).
+        conf_dir: config directory (``None``: ``$SPARKML_OPS_CONF_DIR`` or ``./conf``).
+        overrides: ``KEY=VALUE`` config overrides, highest precedence.
+        log_format: ``text`` or ``json``; wins over the config's ``logging.format``.
+        log_level: wins over the config's ``logging.level``.
+        environ: the process environment (``os.environ`` when ``None``).
+
+    Raises:
+        ConfigError: the configuration is missing or invalid (logged in ``log_format`` already).
+    """
     environ = os.environ if environ is None else environ
-    overrides = list(getattr(args, "overrides", [])) + list(getattr(args, "sub_overrides", []))
-    if getattr(args, "log_format", None):
-        overrides.append(f"logging.format={args.log_format}")
-    if getattr(args, "log_level", None):
-        overrides.append(f"logging.level={args.log_level}")
-    settings = load_settings(getattr(args, "env", None), getattr(args, "conf_dir", None), overrides, environ)
+    _early_logging(log_format, environ)
+    overrides = list(overrides)
+    if log_format:
+        overrides.append(f"logging.format={log_format}")
+    if log_level:
+        overrides.append(f"logging.level={log_level}")
+    settings = load_settings(env, conf_dir, overrides, environ)
     configure_logging(settings.logging.format, settings.logging.level, settings.secret_values())
     return settings
 
 
-def early_logging(args: argparse.Namespace | None, environ: Mapping[str, str]) -> None:
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """:func:`load_entry_settings` from the options of :func:`add_global_options`."""
+    overrides = list(getattr(args, "overrides", [])) + list(getattr(args, "sub_overrides", []))
+    return load_entry_settings(getattr(args, "env", None), getattr(args, "conf_dir", None), overrides,
+                               getattr(args, "log_format", None), getattr(args, "log_level", None), environ)
+
+
+def _early_logging(log_format: str | None, environ: Mapping[str, str]) -> None:
     """Logging before config is loaded, so config errors already honour --log-format."""
-    fmt = (getattr(args, "log_format", None) if args else None) or environ.get("SPARKML_OPS_LOG_FORMAT") or "text"
+    fmt = log_format or environ.get("SPARKML_OPS_LOG_FORMAT") or "text"
     configure_logging(fmt if fmt in ("text", "json") else "text", "INFO")
 
 

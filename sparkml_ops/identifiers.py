@@ -1,4 +1,4 @@
-"""Every identifier rule of sparkml-ops, in one place: model and alias names, references, Hive names, run ids.
+"""Every identifier rule of sparkml-ops, in one place: model and alias names, references, Hive, env and Python names, run ids.
 
 Strings from the command line, config files and manifests are parsed here once, at the edge;
 the rest of the package passes the typed results (:class:`ModelRef`) or the checked strings on.
@@ -28,6 +28,10 @@ TABLE_NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,127}\.)?[A-Za-z_][A-Za-z0
 
 # Environment names: the stem of conf/<env>.yaml.
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+# Python code named in config files: a class by dotted path, a user function as module:function.
+CLASS_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+FUNCTION_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def is_name(value: object) -> bool:
@@ -77,6 +81,16 @@ def is_env_name(value: object) -> bool:
     return isinstance(value, str) and ENV_NAME_RE.fullmatch(value) is not None
 
 
+def is_class_path(value: object) -> bool:
+    """True when ``value`` is a dotted class path such as ``sklearn.linear_model.LogisticRegression``."""
+    return isinstance(value, str) and CLASS_PATH_RE.fullmatch(value) is not None
+
+
+def is_function_ref(value: object) -> bool:
+    """True when ``value`` names a function as ``module:function`` (the module may be dotted)."""
+    return isinstance(value, str) and FUNCTION_REF_RE.fullmatch(value) is not None
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A parsed model reference: exactly one of ``version`` and ``alias`` is set."""
@@ -118,9 +132,11 @@ def parse_version_ref(ref: str) -> ModelRef:
     Raises:
         UsageError: not a valid ``NAME:VERSION`` (the same rules the registry applies).
     """
-    parsed = parse_ref(ref)
-    if parsed.version is None:
-        raise UsageError(f"model reference {ref!r} is invalid here: use NAME:VERSION, e.g. {parsed.name}:3.")
+    # A bare name or an alias is refused with the one form that is valid here (parse_ref would suggest an alias).
+    parsed = parse_ref(ref) if isinstance(ref, str) and (":" in ref or "@" in ref) else None
+    if parsed is None or parsed.version is None:
+        example = parsed.name if parsed else (ref if is_name(ref) else "fraud")
+        raise UsageError(f"model reference {ref!r} is invalid: use NAME:VERSION, e.g. {example}:3.")
     return parsed
 
 

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 _MASK = "***"
 # Attributes every LogRecord has; anything else was passed via ``extra=`` and is emitted in JSON.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "", None, None))) | {"message", "asctime"}
+# Client libraries that log every call at INFO and would drown the job's own lines: py4j every gateway
+# command, hdfs every WebHDFS request, paramiko every SSH connection (deploy output is our per-host report).
+_CHATTY_LOGGERS = ("py4j", "hdfs", "paramiko")
 
 
 class SecretMaskingFilter(logging.Filter):
@@ -75,5 +78,5 @@ def configure_logging(fmt: str = "text", level: str = "INFO", secrets: Iterable[
     handler._sparkml_ops = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # py4j logs every gateway command at INFO; that drowns the job's own lines.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -6,24 +6,21 @@ the estimator (``estimator.factory: my_module:build``); the library never change
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from sparkml_ops.configfile import Frozen, YamlFile, key_problems, rule
 from sparkml_ops.errors import ConfigError, NotFoundError
+from sparkml_ops.identifiers import NAME_RE, is_class_path, is_function_ref, is_name, is_table_name
 
-MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-TABLE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+MODEL_CONFIG_FILE = YamlFile()
+ModelName = Annotated[str, rule(is_name, f"must match {NAME_RE.pattern} (lowercase letters, digits, '-', '_')")]
+TableName = Annotated[str, rule(is_table_name, "must be a Hive table name, optionally qualified: db.table")]
 
 
-class EstimatorConfig(_Frozen):
+class EstimatorConfig(Frozen):
     """Either a scikit-learn class path with params, or ``module:function`` returning an estimator."""
 
     class_path: str | None = Field(default=None, alias="class")
@@ -36,14 +33,14 @@ class EstimatorConfig(_Frozen):
     def _one_of(self) -> "EstimatorConfig":
         if bool(self.class_path) == bool(self.factory):
             raise ValueError("set exactly one of 'class' (e.g. sklearn.linear_model.LogisticRegression) or 'factory' (module:function)")
-        if self.class_path and not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", self.class_path):
+        if self.class_path and not is_class_path(self.class_path):
             raise ValueError(f"'class' must be a dotted path like sklearn.linear_model.LogisticRegression, got {self.class_path!r}")
-        if self.factory and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.factory):
+        if self.factory and not is_function_ref(self.factory):
             raise ValueError(f"'factory' must look like module:function, got {self.factory!r}")
         return self
 
 
-class TrainingConfig(_Frozen):
+class TrainingConfig(Frozen):
     """Time split and sampling of the training set."""
 
     validation_days: int = Field(default=7, ge=1)
@@ -52,7 +49,7 @@ class TrainingConfig(_Frozen):
     thresholds: tuple[float, ...] = (0.5,)
 
 
-class ScoringConfig(_Frozen):
+class ScoringConfig(Frozen):
     """Decision threshold and drift limits used by the scoring job."""
 
     threshold: float | None = Field(default=None, ge=0, le=1)
@@ -64,7 +61,7 @@ class ScoringConfig(_Frozen):
     arrow_batch_size: int = Field(default=10_000, ge=100)
 
 
-class GateConfig(_Frozen):
+class GateConfig(Frozen):
     """When a new version becomes challenger/champion."""
 
     auto_challenger: bool = True
@@ -74,13 +71,13 @@ class GateConfig(_Frozen):
     compare_metric: str = "roc_auc"
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     """Everything needed to train, register and score one model."""
 
-    name: str
+    name: ModelName
     description: str = ""
     feature_set: str
-    label_table: str
+    label_table: TableName
     label_column: str = "label"
     estimator: EstimatorConfig
     training: TrainingConfig = TrainingConfig()
@@ -90,24 +87,10 @@ class ModelConfig(_Frozen):
     # Directory of the config file; user factory modules are looked up there first.
     source_dir: Path | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not MODEL_NAME_RE.match(value):
-            raise ValueError("must match ^[a-z][a-z0-9_-]{0,63}$ (lowercase letters, digits, '-', '_')")
-        return value
-
-    @field_validator("label_table")
-    @classmethod
-    def _table(cls, value: str) -> str:
-        if not TABLE_RE.match(value):
-            raise ValueError("must be a Hive table name, optionally qualified: db.table")
-        return value
-
 
 def model_config_path(conf_dir: Path, name: str) -> Path:
     """Where the config of model ``name`` lives."""
-    if not MODEL_NAME_RE.match(name):
+    if not is_name(name):
         raise ConfigError(f"model name {name!r} is invalid: use lowercase letters, digits, '-' and '_' (max 64).")
     return conf_dir / "models" / f"{name}.yaml"
 
@@ -124,27 +107,11 @@ def load_model_config(conf_dir: Path, name: str) -> ModelConfig:
         known = sorted(p.stem for p in (conf_dir / "models").glob("*.yaml"))
         raise NotFoundError(f"no model config {path}; known models: {', '.join(known) or 'none'}.",
                             hint=f"Create {path} (see README 'Onboarding a model').")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}.") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}.")
+    data = MODEL_CONFIG_FILE.read(path)
     if data.get("name", name) != name:
         raise ConfigError(f"{path}: key 'name' is {data['name']!r} but the file is named for {name!r}; make them equal.")
     data = {**data, "name": name, "source_dir": str(path.parent)}
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{key}'")
-            elif err["type"] == "missing":
-                problems.append(f"missing required key '{key}'")
-            else:
-                problems.append(f"key '{key}' has bad value {err.get('input')!r}: {err['msg']}")
-        raise ConfigError(f"{path}: " + "; ".join(problems) + ".") from exc
+        raise ConfigError(f"{path}: " + "; ".join(p.describe() for p in key_problems(exc)) + ".") from exc

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sparkml_ops.config import Settings
-from sparkml_ops.demo import generate_demo_data
+from sparkml_ops.demo import demo_params, generate_demo_data
 from sparkml_ops.features import build_features, load_feature_spec
 from sparkml_ops.io.hive import ensure_databases
 from sparkml_ops.io.spark import spark_session
@@ -59,8 +59,8 @@ def run_chain(spark: "SparkSession", settings: Settings, provenance: Provenance,
     config = load_model_config(settings.conf_dir, MODEL)
     spec = load_feature_spec(config.feature_set, settings)
     ensure_databases(spark, settings.hive.databases)
-    demo = generate_demo_data(spark, settings, start=first, days=history_days, customers=customers,
-                              tx_per_day=tx_per_day, seed=42)
+    demo = generate_demo_data(spark, settings, demo_params(first, days=history_days, customers=customers,
+                                                           tx_per_day=tx_per_day, seed=42))
     report.steps.append(("demo data", f"{demo.transactions} transactions {demo.start}..{demo.end} in {demo.transactions_table}"))
     trained = run_training(spark, settings, config, first + timedelta(days=WARMUP_DAYS), last, provenance)
     auc = trained.metrics.get("roc_auc", float("nan"))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.config import Settings
+from sparkml_ops.configfile import import_user_module
 from sparkml_ops.errors import ConfigError, DataValidationError, ModelNotFoundError
 from sparkml_ops.evaluation import classification_metrics, score_baseline
 from sparkml_ops.features import feature_columns, load_feature_spec, training_set
@@ -62,19 +61,13 @@ def build_estimator(config: ModelConfig) -> Any:
     est = config.estimator
     target = est.class_path or est.factory or ""
     module_name, _, attr = target.rpartition(".") if est.class_path else target.partition(":")
-    added = False
-    if est.factory and config.source_dir and str(config.source_dir) not in sys.path:
-        # User modules sit beside the model config; they are config, not library code.
-        sys.path.insert(0, str(config.source_dir))
-        added = True
     try:
-        obj: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+        # A factory's module may sit beside the model config (user code, not library code).
+        module = import_user_module(module_name, config.source_dir if est.factory else None)
+        obj: Callable[..., Any] = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"model {config.name}: cannot import estimator {target!r}: {exc}.",
                           hint="Check estimator.class / estimator.factory in the model's config.") from exc
-    finally:
-        if added:
-            sys.path.remove(str(config.source_dir))
     try:
         return obj(**est.params)
     except TypeError as exc:

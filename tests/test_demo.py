@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from sparkml_ops.config import HiveDatabases
-from sparkml_ops.demo import generate_demo_data, label_rate
+from sparkml_ops.demo import demo_params, generate_demo_data, label_rate
 from sparkml_ops.errors import UsageError
 
 pytestmark = pytest.mark.spark
@@ -24,7 +24,7 @@ def _day(spark, table, ds):
 
 
 def test_demo_tables_and_rerun_of_one_day(spark, demo_settings):
-    result = generate_demo_data(spark, demo_settings, date(2026, 3, 1), days=3, customers=400, tx_per_day=1500, seed=5)
+    result = generate_demo_data(spark, demo_settings, demo_params(date(2026, 3, 1), days=3, customers=400, tx_per_day=1500, seed=5))
     assert (result.transactions_table, result.labels_table, result.customers_table) == (
         "t_feat_demo.card_transactions", "t_feat_demo.fraud_labels", "t_feat_demo.customers")
     assert (result.start, result.end, result.transactions) == (date(2026, 3, 1), date(2026, 3, 3), 4500)
@@ -38,7 +38,7 @@ def test_demo_tables_and_rerun_of_one_day(spark, demo_settings):
     day1, day3 = _day(spark, result.transactions_table, "2026-03-01"), _day(spark, result.transactions_table, "2026-03-03")
 
     # Rerun one day with another seed: that day is replaced, the others are untouched.
-    generate_demo_data(spark, demo_settings, date(2026, 3, 2), days=1, customers=400, tx_per_day=1000, seed=6)
+    generate_demo_data(spark, demo_settings, demo_params(date(2026, 3, 2), days=1, customers=400, tx_per_day=1000, seed=6))
     assert spark.table(result.transactions_table).where("ds = '2026-03-02'").count() == 1000
     assert _day(spark, result.transactions_table, "2026-03-01") == day1
     assert _day(spark, result.transactions_table, "2026-03-03") == day3
@@ -49,4 +49,4 @@ def test_demo_tables_and_rerun_of_one_day(spark, demo_settings):
 
 def test_demo_sizes_must_be_positive(spark, demo_settings):
     with pytest.raises(UsageError, match=r"^demo data: tx_per_day must be >= 1, got 0\.$"):
-        generate_demo_data(spark, demo_settings, date(2026, 3, 1), days=1, customers=1, tx_per_day=0)
+        generate_demo_data(spark, demo_settings, demo_params(date(2026, 3, 1), days=1, customers=1, tx_per_day=0))

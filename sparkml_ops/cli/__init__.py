@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from sparkml_ops import __version__
 from sparkml_ops.cli import admin, features, jobs, models
-from sparkml_ops.entrypoint import add_global_options, early_logging, guarded, settings_from_args
+from sparkml_ops.entrypoint import add_global_options, guarded, settings_from_args
 
 # Each module adds its command group; a new group is one import and one entry here.
 GROUPS = (admin, models, jobs, features)
@@ -59,7 +59,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
-    early_logging(args, environ)
     return guarded(lambda: args.handler(args, settings_from_args(args, environ)))
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from sparkml_ops import admin
 from sparkml_ops.quickstart import run_quickstart
-from sparkml_ops.cli._output import print_json, print_table
+from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import provenance_from_environment
 

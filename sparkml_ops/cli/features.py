@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timedelta, timezone
 
-from sparkml_ops.cli._output import print_json, print_table
+from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import add_date_options, dates_from_args, parse_iso_date
 from sparkml_ops.errors import NotFoundError, UsageError
@@ -22,7 +22,7 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_args(args: argparse.Namespace) -> dict:
-    """Keyword arguments of :func:`sparkml_ops.demo.generate_demo_data` from the flags."""
+    """Keyword arguments of :func:`sparkml_ops.demo.demo_params` from the flags."""
     for name in ("days", "customers", "tx_per_day"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
@@ -64,11 +64,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from sparkml_ops.demo import generate_demo_data
+    from sparkml_ops.demo import demo_params, generate_demo_data
 
-    kwargs = demo_args(args)
+    params = demo_params(**demo_args(args))  # before Spark: bad sizes cost no session
     with spark_session(settings, app_name="sparkml-ops-demo-data") as spark:
-        result = generate_demo_data(spark, settings, **kwargs)
+        result = generate_demo_data(spark, settings, params)
     print(f"{result.transactions} transactions {result.start}..{result.end} in {result.transactions_table}; "
           f"labels in {result.labels_table}; {result.customers} customers in {result.customers_table}")
     return 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from sparkml_ops.cli._output import print_json, print_table
+from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import add_date_options, dates_from_args, parse_iso_date, provenance_from_environment
 from sparkml_ops.errors import UsageError
+from sparkml_ops.identifiers import parse_ref
 from sparkml_ops.io.spark import spark_session
 from sparkml_ops.modelconfig import load_model_config
-from sparkml_ops.registry.refs import parse_ref
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 
-from sparkml_ops.cli._output import print_json, print_table
+from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import provenance_from_environment
-from sparkml_ops.registry import ModelVersion, open_registry
+from sparkml_ops.identifiers import parse_ref
+from sparkml_ops.registry import ModelVersion, export_version, import_version, open_registry
 
 REF_HELP = "NAME:VERSION or NAME@ALIAS, e.g. fraud:3 or fraud@champion"
 
@@ -91,8 +92,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
+    ref = parse_ref(args.ref)
     reg = open_registry(settings)
-    mv = reg.resolve(args.ref)
+    mv = reg.resolve(ref)
     aliases = reg.aliases(mv.name)
     if args.json:
         print_json({**_summary(mv, aliases), "registry": reg.uri, "manifest": mv.manifest})
@@ -125,8 +127,9 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    ref = parse_ref(args.ref)
     reg = open_registry(settings)
-    mv = reg.verify(args.ref)
+    mv = reg.verify(ref)
     files = mv.manifest["files"]
     size = sum(f["size"] for f in files)
     if args.json:
@@ -148,7 +151,8 @@ def _alias(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _archive(args: argparse.Namespace, settings: Settings) -> int:
-    mv = open_registry(settings).archive(args.ref, provenance=provenance_from_environment(), reason=args.reason)
+    ref = parse_ref(args.ref)
+    mv = open_registry(settings).archive(ref, provenance=provenance_from_environment(), reason=args.reason)
     if args.json:
         print_json({"ref": mv.ref, "archived": True})
     else:
@@ -168,8 +172,9 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    ref = parse_ref(args.ref)
     target = sys.stdout.buffer if args.file == "-" else args.file
-    mv = open_registry(settings).export(args.ref, target, provenance=provenance_from_environment())
+    mv = export_version(open_registry(settings), ref, target, provenance=provenance_from_environment())
     if args.file == "-":
         sys.stdout.buffer.flush()
     else:
@@ -179,7 +184,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     source = sys.stdin.buffer if args.file == "-" else args.file
-    mv = open_registry(settings).import_(source, provenance=provenance_from_environment(), name=args.name)
+    mv = import_version(open_registry(settings), source, provenance=provenance_from_environment(), name=args.name)
     src = mv.manifest["imported_from"]
     if args.json:
         print_json({"ref": mv.ref, "imported_from": src})

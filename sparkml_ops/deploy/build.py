@@ -167,6 +167,19 @@ def _tar(src: Path, out: Path, mtime: int, *, gzip_level: int | None = None) -> 
                 tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False, filter=norm)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What a build is made from: a commit, plus the tree of its uncommitted tracked changes for a dirty build."""
+
+    commit: str
+    dirty_tree: str | None = None
+    snapshot: str | None = None  # the `git stash create` commit holding those changes
+
+    @property
+    def rev(self) -> str:
+        return self.snapshot or self.commit
+
+
 def build(settings: Settings, project: Path, builds_dir: Path, *, user: str, allow_dirty: bool = False,
           now: datetime | None = None) -> BuildResult:
     """Build the project at ``project``'s HEAD (plus, with ``allow_dirty``, uncommitted tracked changes).
@@ -176,76 +189,101 @@ def build(settings: Settings, project: Path, builds_dir: Path, *, user: str, all
         EnvironmentCheckError: git, pip or venv-pack failed.
     """
     started = datetime.now(UTC)
-    commit = _git(project, "rev-parse", "HEAD")
-    changed = _git(project, "status", "--porcelain", "--untracked-files=no")
-    dirty_tree = None
-    if changed:
-        files = ", ".join(line[3:] for line in changed.splitlines()[:10])
-        if not allow_dirty:
-            raise RefusedError(
-                f"{project}: uncommitted changes to tracked files ({files}); a build must come from a commit.",
-                hint="Commit them, or build anyway with: fab build --allow-dirty (the build is marked dirty and "
-                "cannot be promoted to prod).",
-            )
-        # `git stash create` snapshots the tracked changes as a commit without touching the tree.
-        snapshot = _git(project, "stash", "create")
-        dirty_tree = _git(project, "rev-parse", f"{snapshot}^{{tree}}")
-    source_rev = snapshot if dirty_tree else commit
+    source = _source(project, allow_dirty)
     with tempfile.TemporaryDirectory(prefix="sparkml-ops-build-") as tmp:
         work = Path(tmp)
-        src = work / "src"
-        src.mkdir()
-        archive = work / "src.tar"
-        _git(project, "archive", "--format=tar", "-o", str(archive), source_rev)
-        with tarfile.open(archive) as tar:
-            tar.extractall(src, filter="data")
-        cfg = configparser.ConfigParser()
-        cfg.read(src / "setup.cfg")
-        version = cfg.get("metadata", "version", fallback="0.0.0")
-        build_id = build_id_for(version, commit, dirty_tree)
+        src, version = _checkout(project, source, work)
+        build_id = build_id_for(version, source.commit, source.dirty_tree)
         # Provenance read by sparkml_ops.entrypoint.provenance_from_environment on the edge nodes.
-        (src / "sparkml_ops" / "_build_info.json").write_text(
-            json.dumps({"build_id": build_id, "git_commit": commit, "git_dirty": dirty_tree is not None}) + "\n")
+        (src / "sparkml_ops" / "_build_info.json").write_text(json.dumps(
+            {"build_id": build_id, "git_commit": source.commit, "git_dirty": source.dirty_tree is not None}) + "\n")
         if (builds_dir / build_id / MANIFEST).is_file():
             log.info("build: %s already built; reusing it (builds are immutable)", build_id)
             return BuildResult(load_stored_build(builds_dir, build_id), True, 0.0)
-        stage = work / "stage"
-        (stage / "wheelhouse").mkdir(parents=True)
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(stage), str(src)],
-             "build project wheel")
-        project_wheel = next(stage.glob("*.whl"))
-        pins = dependency_closure(_wheel_requirements(project_wheel), settings.deploy.exclude_packages)
-        _fill_wheelhouse(pins, stage / "wheelhouse", builds_dir / ".wheel-cache")
-        _pack_env(stage / "wheelhouse", project_wheel, stage / "env.tar.gz", work)
-        for folder in ("jobs", "conf"):
-            if (src / folder).is_dir():
-                shutil.copytree(src / folder, stage / folder, ignore=shutil.ignore_patterns("private"))
-        mtime = int(_git(project, "log", "-1", "--format=%ct", commit))
-        if (stage / "conf").is_dir():
-            _tar(stage / "conf", stage / CONF_ARCHIVE, mtime, gzip_level=6)
-        if not (src / SMOKE_JOB).is_file():
-            raise EnvironmentCheckError(f"{SMOKE_JOB} is missing in commit {commit[:12]}: cannot build a smoke test.")
-        shutil.copy2(src / SMOKE_JOB, stage / "smoke.py")
-        files = checksum_tree(stage)
+        stage = _stage(settings, src, work, builds_dir)
+        mtime = int(_git(project, "log", "-1", "--format=%ct", source.commit))
+        _add_conf_archive_and_smoke_job(stage, src, source.commit, mtime)
         manifest = BuildManifest(
-            build_id=build_id, version=version, commit=commit, dirty=dirty_tree is not None, built_by=user,
-            built_at=(now or started).isoformat(timespec="seconds"), python=sys.version.split()[0],
-            excluded_packages=tuple(settings.deploy.exclude_packages), files=files,
+            build_id=build_id, version=version, commit=source.commit, dirty=source.dirty_tree is not None,
+            built_by=user, built_at=(now or started).isoformat(timespec="seconds"), python=sys.version.split()[0],
+            excluded_packages=tuple(settings.deploy.exclude_packages), files=checksum_tree(stage),
         )
-        (stage / MANIFEST).write_text(manifest.to_json())
-        (stage / CHECKSUMS).write_text(sha256sums_text({**files, MANIFEST: sha256_file(stage / MANIFEST)}))
-        builds_dir.mkdir(parents=True, exist_ok=True)
-        out = Path(tempfile.mkdtemp(prefix=f".tmp-{build_id}-", dir=builds_dir))
-        tarball = out / f"{build_id}.tar"
-        _tar(stage, tarball, mtime)
-        digest = sha256_file(tarball)
-        (out / f"{build_id}.tar.sha256").write_text(f"{digest}  {tarball.name}\n")
-        shutil.copy2(stage / MANIFEST, out / MANIFEST)
-        final = builds_dir / build_id
-        out.chmod(0o755)
-        out.rename(final)  # atomic publish: a build is either complete in the store or absent
+        final = _store(stage, manifest, builds_dir, mtime)
     log.info("build: %s ready (%s, %.1f MB)", build_id, final, tarball_size(final / f"{build_id}.tar") / 1e6)
     return BuildResult(load_stored_build(builds_dir, build_id), False, (datetime.now(UTC) - started).total_seconds())
+
+
+def _source(project: Path, allow_dirty: bool) -> _Source:
+    """HEAD, or with ``allow_dirty`` a snapshot of its uncommitted tracked changes (refused without it)."""
+    commit = _git(project, "rev-parse", "HEAD")
+    changed = _git(project, "status", "--porcelain", "--untracked-files=no")
+    if not changed:
+        return _Source(commit)
+    if not allow_dirty:
+        files = ", ".join(line[3:] for line in changed.splitlines()[:10])
+        raise RefusedError(
+            f"{project}: uncommitted changes to tracked files ({files}); a build must come from a commit.",
+            hint="Commit them, or build anyway with: fab build --allow-dirty (the build is marked dirty and "
+            "cannot be promoted to prod).",
+        )
+    # `git stash create` snapshots the tracked changes as a commit without touching the tree.
+    snapshot = _git(project, "stash", "create")
+    return _Source(commit, _git(project, "rev-parse", f"{snapshot}^{{tree}}"), snapshot)
+
+
+def _checkout(project: Path, source: _Source, work: Path) -> tuple[Path, str]:
+    """The source files of ``source`` (``git archive``: never untracked files) under ``work``, and their version."""
+    src = work / "src"
+    src.mkdir()
+    archive = work / "src.tar"
+    _git(project, "archive", "--format=tar", "-o", str(archive), source.rev)
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="data")
+    cfg = configparser.ConfigParser()
+    cfg.read(src / "setup.cfg")
+    return src, cfg.get("metadata", "version", fallback="0.0.0")
+
+
+def _stage(settings: Settings, src: Path, work: Path, builds_dir: Path) -> Path:
+    """A staging directory with the project wheel, its wheelhouse, the packed env, and the jobs and conf folders."""
+    stage = work / "stage"
+    (stage / "wheelhouse").mkdir(parents=True)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(stage), str(src)],
+         "build project wheel")
+    project_wheel = next(stage.glob("*.whl"))
+    pins = dependency_closure(_wheel_requirements(project_wheel), settings.deploy.exclude_packages)
+    _fill_wheelhouse(pins, stage / "wheelhouse", builds_dir / ".wheel-cache")
+    _pack_env(stage / "wheelhouse", project_wheel, stage / "env.tar.gz", work)
+    for folder in ("jobs", "conf"):
+        if (src / folder).is_dir():
+            shutil.copytree(src / folder, stage / folder, ignore=shutil.ignore_patterns("private"))
+    return stage
+
+
+def _add_conf_archive_and_smoke_job(stage: Path, src: Path, commit: str, mtime: int) -> None:
+    """``conf.tar.gz`` (deterministic: the commit time as every mtime) and the smoke-test job, in the stage."""
+    if (stage / "conf").is_dir():
+        _tar(stage / "conf", stage / CONF_ARCHIVE, mtime, gzip_level=6)
+    if not (src / SMOKE_JOB).is_file():
+        raise EnvironmentCheckError(f"{SMOKE_JOB} is missing in commit {commit[:12]}: cannot build a smoke test.")
+    shutil.copy2(src / SMOKE_JOB, stage / "smoke.py")
+
+
+def _store(stage: Path, manifest: BuildManifest, builds_dir: Path, mtime: int) -> Path:
+    """Write the manifest and checksums, tar the stage and publish it in the store atomically; returns its folder."""
+    (stage / MANIFEST).write_text(manifest.to_json())
+    (stage / CHECKSUMS).write_text(sha256sums_text({**manifest.files, MANIFEST: sha256_file(stage / MANIFEST)}))
+    builds_dir.mkdir(parents=True, exist_ok=True)
+    build_id = manifest.build_id
+    out = Path(tempfile.mkdtemp(prefix=f".tmp-{build_id}-", dir=builds_dir))
+    tarball = out / f"{build_id}.tar"
+    _tar(stage, tarball, mtime)
+    (out / f"{build_id}.tar.sha256").write_text(f"{sha256_file(tarball)}  {tarball.name}\n")
+    shutil.copy2(stage / MANIFEST, out / MANIFEST)
+    final = builds_dir / build_id
+    out.chmod(0o755)
+    out.rename(final)  # atomic publish: a build is either complete in the store or absent
+    return final
 
 
 def tarball_size(path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sparkml_ops.config import PromotionSettings
@@ -48,52 +49,55 @@ def check_approvals(approvers: Sequence[str], user: str, gate: PromotionSettings
     return distinct
 
 
+@dataclass(frozen=True)
+class SourceTrails:
+    """What the promotion source's edge nodes say: each host's audit records and current build."""
+
+    records: Mapping[str, Sequence[dict]]
+    current: Mapping[str, str | None]
+
+
 def check_soaked(
-    build_id: str,
-    tarball_sha256: str,
-    source_records: Mapping[str, Sequence[dict]],
-    source_current: Mapping[str, str | None],
-    gate: PromotionSettings,
-    now: datetime,
-    env: str,
+    build_id: str, tarball_sha256: str, source: SourceTrails, gate: PromotionSettings, now: datetime, env: str
 ) -> datetime:
     """The build must be current and smoke-tested on every source host, with the same bytes, for long enough.
 
     Returns:
         When the soak started (the latest switch to the build on any source host).
     """
-    src = gate.from_env
-    if not source_records:
-        raise UsageError(f"environment {src} (promotion source of {env}) has no edge hosts configured.")
-    started: list[datetime] = []
-    for host, records in source_records.items():
-        rec = last_switch(records, build_id)
-        if rec is None:
-            raise RefusedError(
-                f"promotion of {build_id} to {env} refused: it was never deployed and smoke-tested in {src} on {host}.",
-                hint=f"Deploy it there first: fab deploy --env {src} --build {build_id}",
-            )
-        if source_current.get(host) != build_id:
-            raise RefusedError(
-                f"promotion of {build_id} to {env} refused: {host} in {src} now runs "
-                f"{source_current.get(host) or 'nothing'}, not {build_id} (rolled back or superseded).",
-            )
-        if rec.get("tarball_sha256") != tarball_sha256:
-            raise IntegrityError(
-                f"promotion of {build_id} to {env} refused: {src} ran bytes with sha256 {rec.get('tarball_sha256')}, "
-                f"the build store has {tarball_sha256}.",
-                hint="Do not promote; find out why the build changed.",
-            )
-        started.append(datetime.fromisoformat(rec["time"]))
-    since = max(started)
+    if not source.records:
+        raise UsageError(f"environment {gate.from_env} (promotion source of {env}) has no edge hosts configured.")
+    since = max(_switched_to(build_id, tarball_sha256, host, source, gate.from_env, env) for host in source.records)
     soaked = (now - since).total_seconds()
     if soaked < gate.min_soak_s:
         raise RefusedError(
-            f"promotion of {build_id} to {env} refused: it has soaked in {src} for {_human(soaked)} "
+            f"promotion of {build_id} to {env} refused: it has soaked in {gate.from_env} for {_human(soaked)} "
             f"(since {since.isoformat(timespec='seconds')}), the minimum is {_human(gate.min_soak_s)}.",
             hint="Wait, or use the emergency path: fab promote --emergency \"REASON\".",
         )
     return since
+
+
+def _switched_to(build_id: str, tarball_sha256: str, host: str, source: SourceTrails, src: str, env: str) -> datetime:
+    """When ``host`` of the source environment ``src`` last switched to the build, which it must still run."""
+    rec = last_switch(source.records[host], build_id)
+    if rec is None:
+        raise RefusedError(
+            f"promotion of {build_id} to {env} refused: it was never deployed and smoke-tested in {src} on {host}.",
+            hint=f"Deploy it there first: fab deploy --env {src} --build {build_id}",
+        )
+    if source.current.get(host) != build_id:
+        raise RefusedError(
+            f"promotion of {build_id} to {env} refused: {host} in {src} now runs "
+            f"{source.current.get(host) or 'nothing'}, not {build_id} (rolled back or superseded).",
+        )
+    if rec.get("tarball_sha256") != tarball_sha256:
+        raise IntegrityError(
+            f"promotion of {build_id} to {env} refused: {src} ran bytes with sha256 {rec.get('tarball_sha256')}, "
+            f"the build store has {tarball_sha256}.",
+            hint="Do not promote; find out why the build changed.",
+        )
+    return datetime.fromisoformat(rec["time"])
 
 
 def _human(seconds: float) -> str:

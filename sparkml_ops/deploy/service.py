@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from sparkml_ops.config import Settings, SshHost
+from sparkml_ops.config import PromotionSettings, Settings, SshHost
 from sparkml_ops.deploy import gates, release
 from sparkml_ops.deploy.manifest import StoredBuild, load_stored_build, validate_build_id
 from sparkml_ops.deploy.release import Layout
@@ -28,25 +28,85 @@ from sparkml_ops.errors import (
     SparkMLOpsError,
     UsageError,
 )
+from sparkml_ops.identifiers import ModelRef
 from sparkml_ops.io.ssh import HostOutcome, RemoteHost, SshOptions, connect, for_each_host, quote, stream
 
 log = logging.getLogger(__name__)
-MODEL_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}:[0-9]{1,9}$")
+R = TypeVar("R")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActionReport:
     """Per-host outcome of one action on one environment."""
 
     env: str
     action: str
     build_id: str | None
-    outcomes: list[HostOutcome] = field(default_factory=list)
+    outcomes: tuple[HostOutcome, ...] = ()
     bytes_sent: int = 0
     seconds: float = 0.0
 
     def rows(self) -> list[list]:
         return [[o.host, "ok" if o.ok else "FAILED", f"{o.seconds:.1f}s", o.value if o.ok else o.error] for o in self.outcomes]
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """Who asks for an action and on what authority; the audit records of the action carry it.
+
+    For :func:`promote`, a ``reason`` makes the promotion an emergency: soak and approvals are skipped.
+    """
+
+    user: str
+    change_id: str | None = None
+    approvals: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One action on the edge nodes of one environment, as asked for by one request."""
+
+    settings: Settings
+    layout: Layout
+    action: str
+    request: DeployRequest
+
+    def on_each(self, conns: Sequence[RemoteHost], work: Callable[[RemoteHost], R]) -> list[HostOutcome[R]]:
+        """``work`` on every connection in parallel; one outcome per host, in order."""
+        return for_each_host(conns, work, lambda c: c.name, self.settings.deploy.parallel)
+
+    def record(self, host: str, build_id: str | None, **extra) -> dict:
+        """An audit record of this action on ``host``; ``extra`` adds fields (empty ones are left out)."""
+        rec = {
+            "time": _now().isoformat(timespec="microseconds"), "env": self.settings.env, "host": host,
+            "action": self.action, "build": build_id, "user": self.request.user, "result": "ok",
+        }
+        rec.update({k: v for k, v in extra.items() if v not in (None, "", [], ())})
+        return rec
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A host that has the release installed and smoke-tested."""
+
+    smoke: str
+    bytes_sent: int
+
+
+@dataclass(frozen=True)
+class _Switched:
+    """A host switched to ``build_id`` and recorded; ``error`` when pruning failed after that."""
+
+    build_id: str
+    previous: str | None
+    record: dict
+    pruned: tuple[str, ...] = ()
+    error: SparkMLOpsError | None = None
+
+    def line(self) -> str:
+        pruned = f" pruned={','.join(self.pruned)}" if self.pruned else ""
+        return f"current={self.build_id} previous={self.previous or '-'}{pruned}"
 
 
 def _now() -> datetime:
@@ -95,15 +155,6 @@ def _close(conns: Sequence[RemoteHost]) -> None:
             log.debug("closing %s failed", conn.name, exc_info=True)
 
 
-def _record(settings: Settings, host: str, action: str, build_id: str | None, user: str, **extra) -> dict:
-    rec = {
-        "time": _now().isoformat(timespec="microseconds"), "env": settings.env, "host": host, "action": action,
-        "build": build_id, "user": user, "result": "ok",
-    }
-    rec.update({k: v for k, v in extra.items() if v not in (None, "", [], ())})
-    return rec
-
-
 def _audit_hdfs(settings: Settings, conn: RemoteHost, records: Sequence[dict]) -> None:
     cmd = release.hdfs_audit_command(settings.deploy, settings.env)
     if cmd and records:
@@ -111,18 +162,7 @@ def _audit_hdfs(settings: Settings, conn: RemoteHost, records: Sequence[dict]) -
         conn.run(cmd, stdin=lines)
 
 
-def deploy_build(
-    settings: Settings,
-    builds_dir: Path,
-    build_id: str,
-    *,
-    user: str,
-    action: str = "deploy",
-    change_id: str | None = None,
-    approvals: Sequence[str] = (),
-    reason: str | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ActionReport:
+def deploy_build(settings: Settings, builds_dir: Path, build_id: str, *, user: str) -> ActionReport:
     """Upload, verify, install and smoke-test ``build_id`` on every edge node, then switch all of them.
 
     Raises:
@@ -131,62 +171,103 @@ def deploy_build(
         RefusedError: a smoke test failed (nothing was switched).
         RemoteError/HostKeyError: a host is unreachable or untrusted (nothing was switched).
     """
+    return _deploy(settings, builds_dir, build_id, "deploy", DeployRequest(user))
+
+
+def _deploy(settings: Settings, builds_dir: Path, build_id: str, action: str, request: DeployRequest) -> ActionReport:
+    """Connect, prepare every host, then switch every host: the steps of deploy, promote and emergency."""
     build = load_stored_build(builds_dir, validate_build_id(build_id))
-    layout = Layout.of(settings.deploy)
-    master = settings.deploy.smoke_master or settings.spark.master
+    run = _Run(settings, Layout.of(settings.deploy), action, request)
     started = time.monotonic()
-    report = ActionReport(settings.env, action, build.build_id)
     conns = _connect_all(settings)
     try:
-        sent: dict[str, int] = {}
-
-        def prepare(conn: RemoteHost) -> str:
-            try:
-                t0 = time.monotonic()
-                if not release.is_installed(conn, layout, build.build_id):
-                    sent[conn.name] = release.upload_and_verify(conn, layout, build)
-                    t1 = time.monotonic()
-                    release.install(conn, layout, build, settings.deploy)
-                    log.info("%s: uploaded %.1f MB in %.1fs, verified and installed in %.1fs", conn.name,
-                             sent[conn.name] / 1e6, t1 - t0, time.monotonic() - t1)
-                t2 = time.monotonic()
-                line = release.smoke_test(conn, layout, build.build_id, settings.deploy, master)
-                log.info("%s: smoke test %.1fs: %s", conn.name, time.monotonic() - t2, line)
-                return line
-            except SparkMLOpsError as exc:
-                _try_audit(conn, layout, _record(settings, conn.name, action, build.build_id, user, result="failed",
-                                                 error=exc.message[:500], change_id=change_id, reason=reason))
-                raise
-
-        prepared = for_each_host(conns, prepare, lambda c: c.name, settings.deploy.parallel)
-        report.bytes_sent = sum(sent.values())
-        if all(o.ok for o in prepared):
-            for cmd in release.hdfs_publish_commands(settings.deploy, layout, build.build_id, settings.env):
-                conns[0].run(cmd)
-        report.outcomes = prepared
-        _fail(prepared, f"{action} of {build.build_id} to {settings.env} (nothing was switched)")
-        records: list[dict] = []
-
-        def activate(conn: RemoteHost) -> str:
-            previous = release.switch(conn, layout, build.build_id)
-            rec = _record(settings, conn.name, action, build.build_id, user, previous=previous,
-                          commit=build.manifest.commit, dirty=build.manifest.dirty or None,
-                          tarball_sha256=build.tarball_sha256, change_id=change_id, approvals=list(approvals),
-                          reason=reason, bytes_sent=sent.get(conn.name, 0))
-            release.append_audit(conn, layout, rec)
-            records.append(rec)
-            pruned = release.prune(conn, layout, settings.deploy.keep_releases, {build.build_id, previous or ""})
-            return f"current={build.build_id} previous={previous or '-'}" + (f" pruned={','.join(pruned)}" if pruned else "")
-
-        took = {o.host: o.seconds for o in prepared}
-        report.outcomes = [HostOutcome(o.host, o.value, o.error, o.seconds + took.get(o.host, 0.0))
-                           for o in for_each_host(conns, activate, lambda c: c.name, settings.deploy.parallel)]
-        _audit_hdfs(settings, conns[0], records)
-        _fail(report.outcomes, f"switching {settings.env} to {build.build_id}")
+        prepared = _prepare_all(run, build, conns)
+        switched = _switch_all(run, build, conns, prepared)
     finally:
         _close(conns)
-    report.seconds = time.monotonic() - started
-    return report
+    return ActionReport(settings.env, action, build.build_id, switched, sum(o.value.bytes_sent for o in prepared),
+                        time.monotonic() - started)
+
+
+def _prepare_all(run: _Run, build: StoredBuild, conns: Sequence[RemoteHost]) -> list[HostOutcome[_Prepared]]:
+    """Install and smoke-test on every host, then publish to HDFS; raises, switching nothing, if any host failed."""
+    prepared = run.on_each(conns, lambda conn: _prepare(run, build, conn))
+    if all(o.ok for o in prepared):
+        for cmd in release.hdfs_publish_commands(run.settings.deploy, run.layout, build.build_id, run.settings.env):
+            conns[0].run(cmd)
+    _fail(prepared, f"{run.action} of {build.build_id} to {run.settings.env} (nothing was switched)")
+    return prepared
+
+
+def _prepare(run: _Run, build: StoredBuild, conn: RemoteHost) -> _Prepared:
+    """Upload and install the release unless it is there, then smoke-test it; a failure is recorded on the host."""
+    try:
+        installed = release.is_installed(conn, run.layout, build.build_id)
+        sent = 0 if installed else _upload_and_install(run, build, conn)
+        started = time.monotonic()
+        master = run.settings.deploy.smoke_master or run.settings.spark.master
+        smoke = release.smoke_test(conn, run.layout, build.build_id, run.settings.deploy, master)
+        log.info("%s: smoke test %.1fs: %s", conn.name, time.monotonic() - started, smoke)
+        return _Prepared(smoke, sent)
+    except SparkMLOpsError as exc:
+        _try_audit(conn, run.layout, run.record(conn.name, build.build_id, result="failed", error=exc.message[:500],
+                                                change_id=run.request.change_id, reason=run.request.reason))
+        raise
+
+
+def _upload_and_install(run: _Run, build: StoredBuild, conn: RemoteHost) -> int:
+    """Upload, verify and install the release on one host; returns the bytes sent."""
+    started = time.monotonic()
+    sent = release.upload_and_verify(conn, run.layout, build)
+    uploaded = time.monotonic()
+    release.install(conn, run.layout, build, run.settings.deploy)
+    log.info("%s: uploaded %.1f MB in %.1fs, verified and installed in %.1fs", conn.name, sent / 1e6,
+             uploaded - started, time.monotonic() - uploaded)
+    return sent
+
+
+def _switch_all(run: _Run, build: StoredBuild, conns: Sequence[RemoteHost],
+                prepared: Sequence[HostOutcome[_Prepared]]) -> tuple[HostOutcome[str], ...]:
+    """Switch and record every host, prune old releases, copy the records to HDFS; raises if any host failed."""
+    sent = {o.host: o.value.bytes_sent for o in prepared}
+    switched = run.on_each(conns, lambda conn: _switch(run, build, conn, sent[conn.name]))
+    return _finish_switch(run, conns, switched, {o.host: o.seconds for o in prepared},
+                          f"switching {run.settings.env} to {build.build_id}")
+
+
+def _switch(run: _Run, build: StoredBuild, conn: RemoteHost, sent: int) -> _Switched:
+    """Switch one host to the build, append its audit record, then prune its old releases."""
+    previous = release.switch(conn, run.layout, build.build_id)
+    req = run.request
+    rec = run.record(conn.name, build.build_id, previous=previous, commit=build.manifest.commit,
+                     dirty=build.manifest.dirty or None, tarball_sha256=build.tarball_sha256, change_id=req.change_id,
+                     approvals=list(req.approvals), reason=req.reason, bytes_sent=sent)
+    release.append_audit(conn, run.layout, rec)
+    try:
+        pruned = release.prune(conn, run.layout, run.settings.deploy.keep_releases, {build.build_id, previous or ""})
+    except SparkMLOpsError as exc:  # the switch is recorded on the host: its record still goes to HDFS
+        return _Switched(build.build_id, previous, rec, error=exc)
+    return _Switched(build.build_id, previous, rec, tuple(pruned))
+
+
+def _finish_switch(run: _Run, conns: Sequence[RemoteHost], switched: Sequence[HostOutcome[_Switched]],
+                   earlier_s: Mapping[str, float], what: str) -> tuple[HostOutcome[str], ...]:
+    """Copy the records written on the hosts to HDFS, then one report line per host; raises if any host failed.
+
+    ``earlier_s`` holds the seconds each host spent in the steps before the switch.
+    """
+    records = [o.value.record for o in switched if o.value is not None]
+    # In the order they were written on the hosts (each record's time is taken just before it is appended).
+    _audit_hdfs(run.settings, conns[0], sorted(records, key=lambda r: r["time"]))
+    outcomes = tuple(_switch_line(o, earlier_s.get(o.host, 0.0)) for o in switched)
+    _fail(outcomes, what)
+    return outcomes
+
+
+def _switch_line(outcome: HostOutcome[_Switched], earlier_s: float) -> HostOutcome[str]:
+    """The report line of one host's switch: failed when the switch or the pruning after it failed."""
+    error = outcome.error or outcome.value.error
+    return HostOutcome(outcome.host, None if error else outcome.value.line(), error, outcome.seconds + earlier_s)
 
 
 def _try_audit(conn: RemoteHost, layout: Layout, record: dict) -> None:
@@ -203,7 +284,7 @@ def _try_audit(conn: RemoteHost, layout: Layout, record: dict) -> None:
         log.warning("%s: could not record the failure in the audit trail (connection lost)", conn.name)
 
 
-def read_trails(settings: Settings) -> tuple[dict[str, list[dict]], dict[str, str | None]]:
+def read_trails(settings: Settings) -> gates.SourceTrails:
     """Audit records and current build of every edge node of an environment."""
     layout = Layout.of(settings.deploy)
     conns = _connect_all(settings)
@@ -214,51 +295,58 @@ def read_trails(settings: Settings) -> tuple[dict[str, list[dict]], dict[str, st
         _fail(outcomes, f"reading the audit trail of {settings.env}")
     finally:
         _close(conns)
-    return {o.host: o.value[0] for o in outcomes}, {o.host: o.value[1] for o in outcomes}
+    return gates.SourceTrails({o.host: o.value[0] for o in outcomes}, {o.host: o.value[1] for o in outcomes})
 
 
-def promote(
-    target: Settings,
-    source: Settings,
-    builds_dir: Path,
-    build_id: str,
-    *,
-    user: str,
-    change_id: str | None,
-    approvers: Sequence[str] = (),
-    emergency_reason: str | None = None,
-    now: datetime | None = None,
-) -> ActionReport:
+def promote(target: Settings, source: Settings, builds_dir: Path, build_id: str, request: DeployRequest, *,
+            now: datetime | None = None) -> ActionReport:
     """Deploy to ``target`` exactly the bytes that passed in ``source``, once every gate passes.
 
-    The emergency path (``emergency_reason``) skips soak and approvals, never the checksums,
-    and is recorded as action ``emergency`` with its reason.
+    With ``request.reason`` the promotion is an emergency: it skips soak and approvals, never the
+    checksums, and is recorded as action ``emergency`` with its reason.
 
     Raises:
         RefusedError: a gate refused (change id, approvals, soak, not deployed/current in source, dirty build).
         IntegrityError: the build's bytes differ from those that ran in the source environment.
     """
+    gate = _promotion_gate(target, source)
+    build = load_stored_build(builds_dir, validate_build_id(build_id))
+    if request.reason is not None:
+        return _emergency(target, builds_dir, build, request)
+    change = gates.check_change_id(request.change_id, gate, target.env)
+    if build.manifest.dirty:
+        raise RefusedError(f"promotion of {build.build_id} to {target.env} refused: it was built from a dirty tree.")
+    approved = gates.check_approvals(request.approvals, request.user, gate, target.env)
+    gates.check_soaked(build.build_id, build.tarball_sha256, read_trails(source), gate, now or _now(), target.env)
+    return _deploy(target, builds_dir, build.build_id, "promote", DeployRequest(request.user, change, approved))
+
+
+def _promotion_gate(target: Settings, source: Settings) -> PromotionSettings:
+    """The target's promotion gates, after checking ``source`` is the environment it is promoted from."""
     gate = target.deploy.promotion
     if gate is None:
         raise UsageError(f"environment {target.env} has no deploy.promotion section: use fab deploy --env {target.env}.")
     if source.env != gate.from_env:
         raise UsageError(f"{target.env} is promoted from {gate.from_env}, not {source.env}.")
-    build = load_stored_build(builds_dir, validate_build_id(build_id))
-    if emergency_reason is not None:
-        if len(emergency_reason.strip()) < 10:
-            raise UsageError("--emergency needs a reason of at least 10 characters; it is recorded in the audit trail.")
-        log.warning("EMERGENCY promotion of %s to %s by %s, skipping soak and approvals: %s",
-                    build.build_id, target.env, user, emergency_reason)
-        return deploy_build(target, builds_dir, build.build_id, user=user, action="emergency", change_id=change_id,
-                            approvals=approvers, reason=emergency_reason.strip())
-    change = gates.check_change_id(change_id, gate, target.env)
-    if build.manifest.dirty:
-        raise RefusedError(f"promotion of {build.build_id} to {target.env} refused: it was built from a dirty tree.")
-    approved = gates.check_approvals(approvers, user, gate, target.env)
-    records, current = read_trails(source)
-    gates.check_soaked(build.build_id, build.tarball_sha256, records, current, gate, now or _now(), target.env)
-    return deploy_build(target, builds_dir, build.build_id, user=user, action="promote", change_id=change,
-                        approvals=approved)
+    return gate
+
+
+def _emergency(target: Settings, builds_dir: Path, build: StoredBuild, request: DeployRequest) -> ActionReport:
+    """The emergency path: a reason of at least 10 characters, logged loudly; no soak, no approvals."""
+    reason = (request.reason or "").strip()
+    if len(reason) < 10:
+        raise UsageError("--emergency needs a reason of at least 10 characters; it is recorded in the audit trail.")
+    log.warning("EMERGENCY promotion of %s to %s by %s, skipping soak and approvals: %s",
+                build.build_id, target.env, request.user, request.reason)
+    return _deploy(target, builds_dir, build.build_id, "emergency", replace(request, reason=reason))
+
+
+@dataclass(frozen=True)
+class _RollbackTarget:
+    """Where one host goes back to, and the latest record of a switch to it (its commit and sha256)."""
+
+    build_id: str
+    last_switch: dict | None
 
 
 def rollback(settings: Settings, *, user: str, reason: str, to: str | None = None) -> ActionReport:
@@ -272,49 +360,45 @@ def rollback(settings: Settings, *, user: str, reason: str, to: str | None = Non
         raise UsageError("rollback needs a reason (--reason \"...\"); it is recorded in the audit trail.")
     if to:
         validate_build_id(to)
-    layout = Layout.of(settings.deploy)
+    run = _Run(settings, Layout.of(settings.deploy), "rollback", DeployRequest(user, reason=reason.strip()))
     conns = _connect_all(settings)
-    report = ActionReport(settings.env, "rollback", to)
     started = time.monotonic()
-
-    def target_of(conn: RemoteHost) -> tuple[str, str | None, dict | None]:
-        records = release.read_audit(conn, layout)
-        cur = release.current_build(conn, layout)
-        want = to
-        if want is None:
-            rec = gates.last_switch(records, cur) if cur else None
-            want = rec.get("previous") if rec else None
-            if not want:
-                raise NotFoundError(f"{conn.name}: no previous release recorded before {cur or 'nothing'}; "
-                                    "name one with --to BUILD.")
-        if not release.is_installed(conn, layout, want):
-            raise NotFoundError(f"{conn.name}: release {want} is not installed there (kept: see fab status).")
-        return want, cur, gates.last_switch(records, want)
-
     try:
-        planned = for_each_host(conns, target_of, lambda c: c.name, settings.deploy.parallel)
-        report.outcomes = planned
+        planned = run.on_each(conns, lambda conn: _rollback_target(run, conn, to))
         _fail(planned, f"rollback of {settings.env} (nothing was switched)")
-        plan = {o.host: o.value for o in planned}
-        records: list[dict] = []
-
-        def switch(conn: RemoteHost) -> str:
-            want, cur, old = plan[conn.name]
-            previous = release.switch(conn, layout, want)
-            rec = _record(settings, conn.name, "rollback", want, user, previous=previous, reason=reason.strip(),
-                          commit=(old or {}).get("commit"), tarball_sha256=(old or {}).get("tarball_sha256"))
-            release.append_audit(conn, layout, rec)
-            records.append(rec)
-            return f"current={want} previous={previous or '-'}"
-
-        report.outcomes = for_each_host(conns, switch, lambda c: c.name, settings.deploy.parallel)
-        _audit_hdfs(settings, conns[0], records)
-        _fail(report.outcomes, f"rollback of {settings.env}")
-        report.build_id = to or plan[conns[0].name][0]
+        targets = {o.host: o.value for o in planned}
+        switched = run.on_each(conns, lambda conn: _switch_back(run, conn, targets[conn.name]))
+        outcomes = _finish_switch(run, conns, switched, {}, f"rollback of {settings.env}")
     finally:
         _close(conns)
-    report.seconds = time.monotonic() - started
-    return report
+    return ActionReport(settings.env, "rollback", to or targets[conns[0].name].build_id, outcomes,
+                        seconds=time.monotonic() - started)
+
+
+def _rollback_target(run: _Run, conn: RemoteHost, to: str | None) -> _RollbackTarget:
+    """``to``, or the release that was current before the current one, checked to be installed on the host."""
+    records = release.read_audit(conn, run.layout)
+    cur = release.current_build(conn, run.layout)
+    want = to
+    if want is None:
+        rec = gates.last_switch(records, cur) if cur else None
+        want = rec.get("previous") if rec else None
+        if not want:
+            raise NotFoundError(f"{conn.name}: no previous release recorded before {cur or 'nothing'}; "
+                                "name one with --to BUILD.")
+    if not release.is_installed(conn, run.layout, want):
+        raise NotFoundError(f"{conn.name}: release {want} is not installed there (kept: see fab status).")
+    return _RollbackTarget(want, gates.last_switch(records, want))
+
+
+def _switch_back(run: _Run, conn: RemoteHost, target: _RollbackTarget) -> _Switched:
+    """Switch one host back to its rollback target and append its audit record."""
+    previous = release.switch(conn, run.layout, target.build_id)
+    old = target.last_switch or {}
+    rec = run.record(conn.name, target.build_id, previous=previous, reason=run.request.reason,
+                     commit=old.get("commit"), tarball_sha256=old.get("tarball_sha256"))
+    release.append_audit(conn, run.layout, rec)
+    return _Switched(target.build_id, previous, rec)
 
 
 @dataclass(frozen=True)
@@ -353,61 +437,71 @@ def status(settings: Settings, *, models: bool = True) -> list[HostStatus]:
     """
     layout = Layout.of(settings.deploy)
     opts = SshOptions.from_settings(settings.deploy)
-
-    def one(host: SshHost) -> HostStatus:
-        conn = connect(host, opts, settings.deploy.bastion)
-        try:
-            cur = release.current_build(conn, layout)
-            rec = gates.last_switch(release.read_audit(conn, layout), cur) if cur else None
-            rels = conn.run(f"ls -1 {quote([layout.releases])} 2>/dev/null || true").stdout.split()
-            aliases = None
-            if models and cur:
-                res = conn.run(f"{remote_cli(settings)} --log-level ERROR models list --json", check=False)
-                aliases = tuple(json.loads(res.stdout)) if res.exited == 0 and res.stdout.strip() else None
-            rec = rec or {}
-            return HostStatus(settings.env, host.host, cur, rec.get("time"), rec.get("user"), rec.get("action"),
-                              rec.get("commit"), rec.get("change_id"), tuple(r for r in rels if not r.startswith(".")),
-                              aliases)
-        finally:
-            conn.close()
-
-    outcomes = for_each_host(_hosts(settings), one, lambda h: h.host, settings.deploy.parallel)
+    outcomes = for_each_host(_hosts(settings), lambda host: _host_status(settings, layout, opts, host, models),
+                             lambda h: h.host, settings.deploy.parallel)
     return [o.value if o.ok else HostStatus(settings.env, o.host, error=str(o.error)) for o in outcomes]
 
 
-def promote_model(source: Settings, target: Settings, ref: str, *, user: str) -> ActionReport:
+def _host_status(settings: Settings, layout: Layout, opts: SshOptions, host: SshHost, models: bool) -> HostStatus:
+    """What one edge node runs, read over its own connection."""
+    conn = connect(host, opts, settings.deploy.bastion)
+    try:
+        cur = release.current_build(conn, layout)
+        rec = (gates.last_switch(release.read_audit(conn, layout), cur) if cur else None) or {}
+        rels = conn.run(f"ls -1 {quote([layout.releases])} 2>/dev/null || true").stdout.split()
+        aliases = _model_aliases(settings, conn) if models and cur else None
+        return HostStatus(settings.env, host.host, cur, rec.get("time"), rec.get("user"), rec.get("action"),
+                          rec.get("commit"), rec.get("change_id"), tuple(r for r in rels if not r.startswith(".")),
+                          aliases)
+    finally:
+        conn.close()
+
+
+def _model_aliases(settings: Settings, conn: RemoteHost) -> tuple[dict, ...] | None:
+    """The models of the host's registry with their aliases, via the current release's CLI (``None`` if it fails)."""
+    res = conn.run(f"{remote_cli(settings)} --log-level ERROR models list --json", check=False)
+    return tuple(json.loads(res.stdout)) if res.exited == 0 and res.stdout.strip() else None
+
+
+def promote_model(source: Settings, target: Settings, ref: ModelRef, *, user: str) -> ActionReport:
     """Carry one registry version from ``source`` to ``target``: export on a source edge node, stream it
     through this process over the two SSH connections, import (which verifies checksums) on a target edge node.
 
+    ``ref`` comes from :func:`sparkml_ops.identifiers.parse_version_ref`, so a reference the registry
+    would refuse never gets as far as a connection.
+
     Raises:
-        UsageError: ``ref`` is not ``NAME:VERSION``.
         RemoteError: export or import failed (the import publishes nothing unless the whole stream verified).
     """
-    if not MODEL_REF_RE.match(ref or ""):
-        raise UsageError(f"model reference {ref!r} is invalid: use NAME:VERSION, e.g. fraud:3.")
     opts_src, opts_dst = SshOptions.from_settings(source.deploy), SshOptions.from_settings(target.deploy)
     started = time.monotonic()
     src = connect(_hosts(source)[0], opts_src, source.deploy.bastion)
     try:
         dst = connect(_hosts(target)[0], opts_dst, target.deploy.bastion)
         try:
-            export = f"{remote_cli(source)} --log-level ERROR models export {quote([ref])} -"
-            imp = f"{remote_cli(target)} --log-level ERROR models import - --json"
-            layout = Layout.of(target.deploy)
-            try:
-                carried = stream(src, export, dst, imp, target.deploy.command_timeout_s)
-            except RemoteError as exc:
-                _try_audit(dst, layout, _record(target, dst.name, "promote-model", None, user, model=ref,
-                                                from_env=source.env, result="failed", error=exc.message))
-                raise
-            rec = _record(target, dst.name, "promote-model", None, user, model=ref, from_env=source.env,
-                          from_host=src.name, bytes=carried)
-            release.append_audit(dst, layout, rec)
-            _audit_hdfs(target, dst, [rec])
+            run = _Run(target, Layout.of(target.deploy), "promote-model", DeployRequest(user))
+            carried = _carry_model(run, source, ref, src, dst)
         finally:
             dst.close()
     finally:
         src.close()
-    report = ActionReport(target.env, "promote-model", None, bytes_sent=carried, seconds=time.monotonic() - started)
-    report.outcomes = [HostOutcome(dst.name, f"{ref} from {source.env}:{src.name} ({carried} bytes)", None, report.seconds)]
-    return report
+    seconds = time.monotonic() - started
+    line = f"{ref} from {source.env}:{src.name} ({carried} bytes)"
+    outcome = HostOutcome(dst.name, line, None, seconds)
+    return ActionReport(target.env, "promote-model", None, (outcome,), carried, seconds)
+
+
+def _carry_model(run: _Run, source: Settings, ref: ModelRef, src: RemoteHost, dst: RemoteHost) -> int:
+    """Stream the export on ``src`` into the import on ``dst`` and record it on ``dst``; returns the bytes carried."""
+    export = f"{remote_cli(source)} --log-level ERROR models export {quote([str(ref)])} -"
+    imp = f"{remote_cli(run.settings)} --log-level ERROR models import - --json"
+    try:
+        carried = stream(src, export, dst, imp, run.settings.deploy.command_timeout_s)
+    except RemoteError as exc:
+        _try_audit(dst, run.layout, run.record(dst.name, None, model=str(ref), from_env=source.env, result="failed",
+                                               error=exc.message))
+        raise
+    rec = run.record(dst.name, None, model=str(ref), from_env=source.env, from_host=src.name, bytes=carried)
+    release.append_audit(dst, run.layout, rec)
+    _audit_hdfs(run.settings, dst, [rec])
+    return carried

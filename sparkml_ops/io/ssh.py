@@ -9,7 +9,6 @@ is honoured for host names, users, ports, identity files and ``ProxyJump``.
 
 from __future__ import annotations
 
-import logging
 import shlex
 import socket
 import threading
@@ -247,8 +246,6 @@ def connect(target: SshHost, opts: SshOptions, bastion: SshHost | None = None) -
         HostKeyError: a host key (target or gateway) is unknown or changed.
         RemoteError: unreachable, timed out, or authentication failed.
     """
-    # paramiko logs every connection at INFO; deploy output is our per-host report.
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
     gateway = _connection(bastion, opts, None) if bastion else None
     conn = _connection(target, opts, gateway)
     label = f"{target.host}" + (f" via {bastion.host}" if bastion else "")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import logging
 import os
 import posixpath
 import shutil
@@ -34,10 +33,6 @@ from sparkml_ops.errors import (
 )
 
 CHUNK = 4 * 1024 * 1024
-
-# The hdfs package logs every request at INFO; job logs want our one line per action, not those.
-logging.getLogger("hdfs").setLevel(logging.WARNING)
-
 
 @dataclass(frozen=True)
 class Entry:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sparkml_ops.errors import DataValidationError, NotFoundError
+from sparkml_ops.identifiers import check_hive_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Spark simple type strings we accept in declared schemas, with their Hive DDL spelling.
 _TYPE_ALIASES = {
     "string": "string", "str": "string", "varchar": "string",
@@ -55,18 +55,6 @@ class ColumnDef:
     comment: str = ""
 
 
-def check_identifier(name: str, what: str = "name") -> str:
-    """Return ``name`` if it is a Hive identifier, else raise ``ValueError``."""
-    if not _IDENT.match(name or ""):
-        raise ValueError(f"{what} {name!r} is not a Hive identifier (letters, digits, _; not starting with a digit)")
-    return name
-
-
-def qualified(database: str, table: str) -> str:
-    """``database.table`` after checking both parts are identifiers."""
-    return f"{check_identifier(database, 'database')}.{check_identifier(table, 'table')}"
-
-
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
@@ -95,7 +83,7 @@ def ensure_table(
         DataValidationError: the existing table's columns or partition columns differ.
     """
     database = table.split(".")[0]
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{check_identifier(database, 'database')}`")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{check_hive_identifier(database, 'database')}`")
     if table_exists(spark, table):
         expected = {c.name: normalize_type(c.type) for c in [*columns, *partition_by]}
         check_schema(table_schema(spark, table), expected, where=f"existing table {table}", exact=True)

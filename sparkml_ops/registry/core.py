@@ -9,7 +9,7 @@ never from manifest content)::
     <root>/<model>/_aliases/<alias>.json        current target of each alias, replaced atomically
     <root>/<model>/_history/<utc>-<id>.json     append-only event log (publish, alias, archive, import)
     <root>/<model>/_archived/<version>.json     archive markers (archived versions are kept)
-    <root>/_staging/<model>.<utc>.<id>/         in-flight publishes; `models gc` removes abandoned ones
+    <root>/_staging/<model>.<utc>.<id>/         publishes and imports in flight; `models gc` removes abandoned ones
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import (
@@ -36,11 +38,11 @@ from sparkml_ops.errors import (
     SparkMLOpsError,
     UsageError,
 )
-from sparkml_ops.io.storage import Storage, join, local_scratch, open_storage
+from sparkml_ops.identifiers import ModelRef, check_name, parse_ref
+from sparkml_ops.io.storage import Storage, join, local_scratch, open_storage, safe_relpath
 from sparkml_ops.registry import manifest as mf
 from sparkml_ops.registry.flavors import BytesFlavor, DirectoryFlavor, Flavor, get_flavor
 from sparkml_ops.registry.manifest import Provenance, Signature
-from sparkml_ops.registry.refs import ModelRef, check_name, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,125 @@ class LoadedModel:
     model: Any
 
 
+class _Digest:
+    """sha256 and size of the chunks that pass through :meth:`over`."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def over(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield ``chunks`` unchanged, hashing and counting them on the way."""
+        for chunk in chunks:
+            self.sha256.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    @classmethod
+    def of(cls, chunks: Iterable[bytes]) -> dict:
+        """``{"size", "sha256"}`` of all of ``chunks``."""
+        digest = cls()
+        for _ in digest.over(chunks):
+            pass
+        return {"size": digest.size, "sha256": digest.sha256.hexdigest()}
+
+
+class Staging:
+    """The files of one version in the making, in a private directory under ``_staging/``.
+
+    Made by :meth:`ModelRegistry.stage`: write every file, then :meth:`commit` them as a new version.
+    """
+
+    def __init__(self, registry: ModelRegistry, name: str, path: str) -> None:
+        self.name = name
+        self.path = path  # relative to the registry root
+        self.committed: ModelVersion | None = None
+        self._registry = registry
+        self._open = True  # until committed or until the stage() block ends
+
+    def _check_open(self) -> None:
+        if not self._open:
+            done = f"committed as {self.committed.ref}" if self.committed else "discarded"
+            raise ValueError(f"staging {self.path} is already {done}; open a new one with stage()")
+
+    def write(self, path: str, data: bytes | Iterable[bytes]) -> dict:
+        """Write one file of the version, hashing it on the way.
+
+        Args:
+            path: the file's path inside the version, as the manifest lists it (e.g. ``model/model.pkl``).
+            data: the whole content, or an iterable of chunks (streamed, never held in memory).
+
+        Returns:
+            Its manifest entry: ``{"path", "size", "sha256"}``.
+
+        Raises:
+            ValueError: ``path`` is not a safe relative path, or is the manifest's own name; or the staging is closed.
+        """
+        self._check_open()
+        if safe_relpath(path) == mf.MANIFEST:
+            raise ValueError(f"{mf.MANIFEST} is written by commit(), not staged")
+        target, storage = join(self.path, path), self._registry.storage
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            # Hash on a second thread while the bytes travel (hashlib releases the GIL on large buffers).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+                storage.write(target, data)
+                return {"path": path, "size": memoryview(data).nbytes, "sha256": digest.result()}
+        digest = _Digest()
+        storage.write(target, digest.over(data))
+        return {"path": path, "size": digest.size, "sha256": digest.sha256.hexdigest()}
+
+    def commit(self, body: dict, provenance: Provenance, *, event: Literal["publish", "import"] = "publish",
+               event_extra: dict | None = None) -> ModelVersion:
+        """Publish the staged files as the next version, by one atomic rename; a lost race takes the next number.
+
+        Args:
+            body: the manifest without ``name`` and ``version``; its ``files`` must list exactly the staged files.
+            provenance: who publishes, for the history entry.
+            event: the history event, with ``event_extra`` added to its record.
+
+        Raises:
+            IntegrityError: the staged files differ from ``body['files']``; nothing was published.
+            ConflictError: no version number could be claimed after many attempts.
+            ValueError: the staging is already committed or discarded.
+        """
+        self._check_open()
+        reg = self._registry
+        self._check_staged(body["files"])
+        reg.storage.makedirs(self.name)
+        draft = mf.ManifestDraft(body)
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            version = reg._next_version(self.name)
+            manifest = draft.render(self.name, version)
+            reg.storage.write(join(self.path, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
+            try:
+                reg.storage.rename_noreplace(self.path, join(self.name, str(version)))
+            except PathExistsError:
+                continue  # another publisher claimed this number first: take the next one
+            self.committed = mv = ModelVersion(self.name, version, manifest)
+            self._open = False
+            try:
+                reg._record(self.name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
+            except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
+                log.warning("%s published, but its history entry could not be written: %s", mv.ref, exc)
+            log.info("published %s to %s", mv.ref, reg.uri, extra={"model": self.name, "version": version})
+            return mv
+        raise ConflictError(
+            f"could not claim a version number for {self.name!r} in {reg.uri} after {MAX_CLAIM_ATTEMPTS} attempts.",
+            hint="Too many concurrent publishers; retrying is safe.",
+        )
+
+    def _check_staged(self, files: list[dict]) -> None:
+        stored = dict(self._registry.storage.walk_files(self.path))
+        stored.pop(mf.MANIFEST, None)
+        expected = {f["path"]: f["size"] for f in files}
+        if stored != expected:
+            raise IntegrityError(
+                f"staged files of {self.name!r} in {self._registry.uri}/{self.path} do not match what was written "
+                f"(expected {sorted(expected)}, found {sorted(stored)}); nothing was published."
+            )
+
+
 def open_registry(settings: Settings) -> ModelRegistry:
     """The registry configured by ``settings.registry`` (backend chosen by the URI scheme)."""
     return ModelRegistry(open_storage(settings.registry))
@@ -119,24 +240,17 @@ class ModelRegistry:
     # ------------------------------------------------------------------ publish
 
     def publish(
-        self,
-        name: str,
-        model: Any,
-        *,
-        flavor: str,
-        provenance: Provenance,
+        self, name: str, model: Any, *, flavor: str, provenance: Provenance,
+        # More than six parameters on purpose: the manifest's descriptive fields, one optional keyword-only
+        # argument each, named as in manifest.json, so a call reads like the manifest it writes.
         signature: Signature | None = None,
-        params: dict | None = None,
-        metrics: dict | None = None,
-        lineage: dict | None = None,
-        tags: dict[str, str] | None = None,
-        description: str = "",
-        extra: dict | None = None,
+        params: dict | None = None, metrics: dict | None = None, lineage: dict | None = None,
+        tags: dict[str, str] | None = None, description: str = "", extra: dict | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return it.
 
-        Files are written to a private staging directory, checked, and then made visible by one
-        atomic rename to ``<name>/<next version>``; a lost race retries with the next number.
+        Files are written through :meth:`stage`, checked, and made visible by one atomic rename to
+        ``<name>/<next version>``; a lost race retries with the next number.
 
         Raises:
             UsageError: bad name or unknown flavor.
@@ -166,23 +280,34 @@ class ModelRegistry:
             "description": str(description),
             "extra": mf.checked_json(dict(extra or {}), "extra"),
         }
-        staging = self._new_staging(name)
-        try:
+        with self.stage(name) as staging:
             files = self._stage_model(fl, model, staging)
             body["environment"] = mf.environment_spec(fl.packages)
             env_bytes = json.dumps(body["environment"], indent=2, sort_keys=True).encode()
-            files.append(self._stage_bytes(staging, mf.ENVIRONMENT, env_bytes))
-            body["files"] = sorted(files, key=lambda f: f["path"])
-            return self._commit(name, staging, body, provenance, event="publish")
-        except BaseException:
-            self._discard(staging)
-            raise
+            files.append(staging.write(mf.ENVIRONMENT, env_bytes))
+            return staging.commit({**body, "files": sorted(files, key=lambda f: f["path"])}, provenance)
 
-    def _new_staging(self, name: str) -> str:
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Staging]:
+        """A private staging directory for the next version of ``name``, as a context manager.
+
+        Write the files with :meth:`Staging.write`, then publish them with :meth:`Staging.commit`.
+        Leaving the block without a commit, or by an exception, removes the directory; what a killed
+        process leaves behind, :meth:`gc` removes.
+
+        Raises:
+            UsageError: bad name.
+        """
+        check_name(name)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        staging = join(STAGING, f"{name}.{stamp}.{uuid.uuid4().hex[:12]}")
-        self.storage.makedirs(staging)
-        return staging
+        staging = Staging(self, name, join(STAGING, f"{name}.{stamp}.{uuid.uuid4().hex[:12]}"))
+        self.storage.makedirs(staging.path)
+        try:
+            yield staging
+        finally:
+            if staging.committed is None:
+                staging._open = False
+                self._discard(staging.path)
 
     def _discard(self, staging: str) -> None:
         try:
@@ -190,68 +315,21 @@ class ModelRegistry:
         except Exception:  # the original error matters more; gc removes what is left
             log.warning("could not remove staging directory %s/%s; `sparkml-ops models gc` will", self.uri, staging)
 
-    def _stage_bytes(self, staging: str, path: str, data: bytes) -> dict:
-        # Hash on a second thread while the bytes travel (hashlib releases the GIL on large buffers).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
-            self.storage.write(join(staging, path), data)
-            return {"path": path, "size": len(data), "sha256": digest.result()}
-
-    def _stage_model(self, fl: Flavor, model: Any, staging: str) -> list[dict]:
+    def _stage_model(self, fl: Flavor, model: Any, staging: Staging) -> list[dict]:
         if isinstance(fl, BytesFlavor):
-            return [self._stage_bytes(staging, f"{mf.MODEL_DIR}/{fl.file_name}", fl.dumps(model))]
+            return [staging.write(f"{mf.MODEL_DIR}/{fl.file_name}", fl.dumps(model))]
         assert isinstance(fl, DirectoryFlavor)
-        uri = self.storage.spark_uri(join(staging, mf.MODEL_DIR))
-        if uri is not None:
-            fl.save_to(model, uri)
-        else:  # the storage is not reachable by Spark: write locally, then upload through the interface
+        model_dir = join(staging.path, mf.MODEL_DIR)
+        uri = self.storage.spark_uri(model_dir)
+        if uri is None:  # the storage is not reachable by Spark: write locally, then upload through the interface
             with local_scratch() as scratch:
                 fl.save_to(model, scratch.spark_uri(mf.MODEL_DIR))
-                for rel, _ in scratch.walk_files(mf.MODEL_DIR):
-                    self.storage.write(join(staging, mf.MODEL_DIR, rel), scratch.read_chunks(join(mf.MODEL_DIR, rel)))
+                return [staging.write(f"{mf.MODEL_DIR}/{rel}", scratch.read_chunks(join(mf.MODEL_DIR, rel)))
+                        for rel, _ in scratch.walk_files(mf.MODEL_DIR)]
+        fl.save_to(model, uri)
         # The library wrote the files itself: hash them as stored.
-        return [self._hash_file(join(staging, mf.MODEL_DIR), rel, f"{mf.MODEL_DIR}/{rel}")
-                for rel, _ in self.storage.walk_files(join(staging, mf.MODEL_DIR))]
-
-    def _hash_file(self, base: str, rel: str, record_path: str) -> dict:
-        digest, size = hashlib.sha256(), 0
-        for chunk in self.storage.read_chunks(join(base, rel)):
-            digest.update(chunk)
-            size += len(chunk)
-        return {"path": record_path, "size": size, "sha256": digest.hexdigest()}
-
-    def _commit(self, name: str, staging: str, body: dict, provenance: Provenance, *, event: str,
-                event_extra: dict | None = None) -> ModelVersion:
-        """Check the staged files against ``body['files']``, then claim a version number by rename."""
-        stored = dict(self.storage.walk_files(staging))
-        stored.pop(mf.MANIFEST, None)
-        expected = {f["path"]: f["size"] for f in body["files"]}
-        if stored != expected:
-            raise IntegrityError(
-                f"staged files of {name!r} in {self.uri}/{staging} do not match what was written "
-                f"(expected {sorted(expected)}, found {sorted(stored)}); nothing was published."
-            )
-        self.storage.makedirs(name)
-        draft = mf.ManifestDraft(body)
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            version = self._next_version(name)
-            manifest = draft.render(name, version)
-            self.storage.write(join(staging, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
-            try:
-                self.storage.rename_noreplace(staging, join(name, str(version)))
-            except PathExistsError:
-                continue  # another publisher claimed this number first: take the next one
-            mv = ModelVersion(name, version, manifest)
-            try:
-                self._record(name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
-            except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
-                log.warning("%s published, but its history entry could not be written: %s", mv.ref, exc)
-            log.info("published %s to %s", mv.ref, self.uri, extra={"model": name, "version": version})
-            return mv
-        raise ConflictError(
-            f"could not claim a version number for {name!r} in {self.uri} after {MAX_CLAIM_ATTEMPTS} attempts.",
-            hint="Too many concurrent publishers; retrying is safe.",
-        )
+        return [{"path": f"{mf.MODEL_DIR}/{rel}", **_Digest.of(self.storage.read_chunks(join(model_dir, rel)))}
+                for rel, _ in self.storage.walk_files(model_dir)]
 
     def _next_version(self, name: str) -> int:
         numbers = [int(e.name) for e in self.storage.list(name) if e.is_dir and e.name.isdigit()]
@@ -309,8 +387,11 @@ class ModelRegistry:
                 events.append(json.loads(self.storage.read_bytes(join(name, HISTORY, entry.name))))
         return events
 
-    def resolve(self, ref: str | ModelRef) -> ModelVersion:
-        """The version ``NAME:VERSION`` or ``NAME@ALIAS`` points at (manifest parsed, files not yet verified).
+    def resolve(self, ref: ModelRef | str) -> ModelVersion:
+        """The version a reference points at (manifest parsed, files not yet verified).
+
+        Args:
+            ref: a :class:`ModelRef`; a ``NAME:VERSION`` or ``NAME@ALIAS`` string is parsed here, for library callers.
 
         Raises:
             UsageError: malformed reference.
@@ -340,6 +421,9 @@ class ModelRegistry:
         return ModelVersion(r.name, version, self._read_manifest(r.name, version),
                             version in self.archived_versions(r.name))
 
+    def _version(self, ref: ModelRef | str | ModelVersion) -> ModelVersion:
+        return ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+
     def _unknown_model(self, name: str) -> ModelNotFoundError:
         known = self.list_models()
         return ModelNotFoundError(
@@ -362,21 +446,25 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ verify and load
 
-    def verify(self, ref: str | ModelRef | ModelVersion) -> ModelVersion:
+    def verify(self, ref: ModelRef | str | ModelVersion) -> ModelVersion:
         """Re-hash every file of a version against its manifest; also refuse files the manifest does not list.
 
         Raises:
             IntegrityError: a file is missing, has another size or sha256, or is not in the manifest.
         """
-        mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
-        self._check_listing(mv)
+        mv = self._version(ref)
+        self.check_files(mv)
         for entry in mv.manifest["files"]:
             self._verified_bytes(mv, entry, keep=False)
         return mv
 
-    def _check_listing(self, mv: ModelVersion) -> None:
-        base = join(mv.name, str(mv.version))
-        stored = dict(self.storage.walk_files(base))
+    def check_files(self, mv: ModelVersion) -> None:
+        """Refuse a version whose stored files are not exactly those its manifest lists (names only, no hashing).
+
+        Raises:
+            IntegrityError: a listed file is missing, or a stored file is not in the manifest.
+        """
+        stored = dict(self.storage.walk_files(_version_dir(mv)))
         stored.pop(mf.MANIFEST, None)
         listed = {f["path"]: f["size"] for f in mv.manifest["files"]}
         missing = sorted(set(listed) - set(stored))
@@ -388,24 +476,27 @@ class ModelRegistry:
             ]))
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: {what}.", hint="Do not use this version.")
 
+    def manifest_bytes(self, mv: ModelVersion) -> bytes:
+        """The manifest of ``mv`` exactly as stored (what an export carries and hashes)."""
+        return self.storage.read_bytes(_version_dir(mv, mf.MANIFEST))
+
+    def file_chunks(self, mv: ModelVersion, path: str) -> Iterator[bytes]:
+        """Stream one file of ``mv`` as stored, unverified: the caller checks it against the manifest entry."""
+        return self.storage.read_chunks(_version_dir(mv, path))
+
     def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytearray | None:
         """Read one listed file while hashing it; bytes are returned only if size and sha256 match."""
-        path = join(mv.name, str(mv.version), entry["path"])
-        digest, size = hashlib.sha256(), 0
+        path = _version_dir(mv, entry["path"])
         buffer = bytearray(entry["size"]) if keep else None
         try:
             if buffer is not None:
-                for piece in self.storage.read_into(path, memoryview(buffer)):
-                    digest.update(piece)
-                    size += len(piece)
+                got = _Digest.of(self.storage.read_into(path, memoryview(buffer)))
             else:
-                for chunk in self.storage.read_chunks(path):
-                    digest.update(chunk)
-                    size += len(chunk)
+                got = _Digest.of(self.file_chunks(mv, entry["path"]))
         except NotFoundError as exc:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: file {entry['path']} is missing.",
                                  hint="Do not use this version.") from exc
-        hexdigest = digest.hexdigest()
+        size, hexdigest = got["size"], got["sha256"]
         if buffer is not None and size > entry["size"]:  # read_into stops one byte past the expected end
             size = getattr(self.storage.status(path), "size", size)
         if size != entry["size"] or hexdigest != entry["sha256"]:
@@ -416,7 +507,7 @@ class ModelRegistry:
             )
         return buffer
 
-    def verified_model_bytes(self, ref: str | ModelRef | ModelVersion) -> tuple[str, bytes]:
+    def verified_model_bytes(self, ref: ModelRef | str | ModelVersion) -> tuple[str, bytes]:
         """(flavor name, verified serialised bytes) of a single-file flavor, for broadcasting to workers.
 
         Deserialise with ``get_flavor(name).loads(data)``.
@@ -428,8 +519,8 @@ class ModelRegistry:
         name, payload = self._verified_payload(ref)
         return name, bytes(payload)
 
-    def _verified_payload(self, ref: str | ModelRef | ModelVersion) -> tuple[str, bytearray]:
-        mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+    def _verified_payload(self, ref: ModelRef | str | ModelVersion) -> tuple[str, bytearray]:
+        mv = self._version(ref)
         fl = get_flavor(mv.flavor)
         if not isinstance(fl, BytesFlavor):
             raise UsageError(f"{mv.ref} has flavor {fl.name!r}, which is a directory, not serialised bytes; "
@@ -437,7 +528,7 @@ class ModelRegistry:
         model_path = f"{mf.MODEL_DIR}/{fl.file_name}"
         if model_path not in {f["path"] for f in mv.manifest["files"]}:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: its manifest lists no {model_path}.")
-        self._check_listing(mv)
+        self.check_files(mv)
         payload = bytearray()
         for entry in mv.manifest["files"]:
             blob = self._verified_bytes(mv, entry, keep=entry["path"] == model_path)
@@ -445,25 +536,25 @@ class ModelRegistry:
                 payload = blob
         return fl.name, payload
 
-    def load(self, ref: str | ModelRef | ModelVersion) -> LoadedModel:
+    def load(self, ref: ModelRef | str | ModelVersion) -> LoadedModel:
         """Verify every file of a version, then deserialise it with its flavor.
 
         Raises:
             ModelNotFoundError, UsageError: see :meth:`resolve`.
             IntegrityError: a checksum does not match; nothing was deserialised.
         """
-        mv = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        mv = self._version(ref)
         fl = get_flavor(mv.flavor)
         if isinstance(fl, BytesFlavor):
             _, payload = self._verified_payload(mv)  # a bytearray: no extra copy of a large artifact
             return LoadedModel(mv, fl.loads(payload))
-        uri = self.storage.spark_uri(join(mv.name, str(mv.version), mf.MODEL_DIR))
+        uri = self.storage.spark_uri(_version_dir(mv, mf.MODEL_DIR))
         if uri is not None:
             # Read by their own library from the registry itself (on a cluster, by the executors), so
             # the tree is hashed in place just before; version directories are immutable.
             self.verify(mv)
             return LoadedModel(mv, fl.load_from(uri))
-        self._check_listing(mv)
+        self.check_files(mv)
         with local_scratch() as scratch:
             # Hash while copying to a private local directory; the library reads only verified copies.
             for entry in mv.manifest["files"]:
@@ -471,17 +562,11 @@ class ModelRegistry:
             return LoadedModel(mv, fl.load_from(scratch.spark_uri(mf.MODEL_DIR)))
 
     def _verified_copy(self, mv: ModelVersion, entry: dict, scratch: Storage) -> None:
-        digest = hashlib.sha256()
-
-        def hashed():
-            for chunk in self.storage.read_chunks(join(mv.name, str(mv.version), entry["path"])):
-                digest.update(chunk)
-                yield chunk
-
-        scratch.write(entry["path"], hashed())
-        if digest.hexdigest() != entry["sha256"]:
+        digest = _Digest()
+        scratch.write(entry["path"], digest.over(self.file_chunks(mv, entry["path"])))
+        if digest.sha256.hexdigest() != entry["sha256"]:
             raise IntegrityError(
-                f"{mv.ref} in {self.uri} is damaged: file {entry['path']} has sha256 {digest.hexdigest()}, "
+                f"{mv.ref} in {self.uri} is damaged: file {entry['path']} has sha256 {digest.sha256.hexdigest()}, "
                 f"the manifest records {entry['sha256']}.", hint="Do not use this version.")
 
     # ------------------------------------------------------------------ aliases and lifecycle
@@ -526,7 +611,7 @@ class ModelRegistry:
                  **provenance.who()}
         return self._record(name, event)
 
-    def archive(self, ref: str | ModelRef, *, provenance: Provenance, reason: str = "") -> ModelVersion:
+    def archive(self, ref: ModelRef | str, *, provenance: Provenance, reason: str = "") -> ModelVersion:
         """Mark a version archived: kept and loadable by number, hidden from default listings, never re-aliased.
 
         Raises:
@@ -579,16 +664,7 @@ class ModelRegistry:
                 log.info("gc removed %s/%s", self.uri, path)
         return removed
 
-    # ------------------------------------------------------------------ export / import
 
-    def export(self, ref: str | ModelRef, target, *, provenance: Provenance | None = None) -> ModelVersion:
-        """Write one version as a tar (manifest, export record, files) to a path or binary file object."""
-        from sparkml_ops.registry.transfer import export_version
-
-        return export_version(self, self.resolve(ref), target, provenance)
-
-    def import_(self, source, *, provenance: Provenance, name: str | None = None) -> ModelVersion:
-        """Verify a tar written by :meth:`export` and publish it as a new version, recording where it came from."""
-        from sparkml_ops.registry.transfer import import_version
-
-        return import_version(self, source, provenance, name)
+def _version_dir(mv: ModelVersion, *parts: str) -> str:
+    """Root-relative path of ``mv``'s directory, or of ``parts`` inside it."""
+    return join(mv.name, str(mv.version), *parts)

@@ -54,6 +54,11 @@ class DemoParams:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @property
+    def transactions(self) -> int:
+        """How many transactions: ``days * tx_per_day``."""
+        return self.days * self.tx_per_day
+
+    @property
     def fraud_slot_share(self) -> float:
         """Share of rows drawn for the exposed group, so each compromised customer-day gets ~3 frauds."""
         return min(0.5, FRAUD_TX_PER_DAY * self.customers / (FRAUD_GROUPS * self.tx_per_day))
@@ -123,62 +128,111 @@ def synthetic_transactions(params: DemoParams) -> Callable[[DataFrame], DataFram
     Output columns: tx_id, customer_id, merchant_id, mcc, country, channel, amount, currency,
     ts, ds, is_fraud (the flag is for labels only; it is not stored with the transactions).
     """
-    seed, n, per_day = params.seed, params.customers, params.tx_per_day
+    seed = params.seed
 
     def apply(df: DataFrame) -> DataFrame:
-        i = F.col("id")
-        day = (i / per_day).cast("long")
-        block = (day / BLOCK_DAYS).cast("long")
-        group = F.pmod(F.xxhash64(F.lit(seed), block, F.lit("group")), F.lit(FRAUD_GROUPS))
-        slot = uniform(seed, i, "slot") < params.fraud_slot_share
-        members = F.ceil((F.lit(n) - group) / F.lit(FRAUD_GROUPS))
-        exposed = (uniform(seed, i, "k") * members).cast("long") * FRAUD_GROUPS + group
-        heavy = uniform(seed, i, "heavy") < 0.3  # a fifth of the customers make a third of the transactions
-        regular = (uniform(seed, i, "cust") * F.when(heavy, n // 5 + 1).otherwise(n)).cast("long")
-        cust = F.when(slot & (exposed < n), exposed).otherwise(F.least(regular, F.lit(n - 1)))
-        offset = F.pmod(F.xxhash64(F.lit(seed), F.col("_c"), block, F.lit("offset")), F.lit(BLOCK_DAYS - EPISODE_DAYS + 1))
-        in_episode = (F.pmod(F.col("_c"), F.lit(FRAUD_GROUPS)) == group) & F.pmod(day, F.lit(BLOCK_DAYS)).between(
-            offset, offset + EPISODE_DAYS - 1)
-        fraud = slot & in_episode
-        home = home_country(seed, F.col("_c"))
-        abroad_u = uniform(seed, i, "abroad")
-        country = F.when(fraud, F.when(abroad_u < 0.25, home).otherwise(_pick(uniform(seed, i, "rc"), RISKY_COUNTRIES))) \
-            .otherwise(F.when(abroad_u < 0.96, home).otherwise(_pick(uniform(seed, i, "tc"), TRAVEL_COUNTRIES)))
-        ch_u = uniform(seed, i, "channel")
-        channel = F.when(fraud, F.when(ch_u < 0.7, "ecom").when(ch_u < 0.85, "atm").otherwise("pos")) \
-            .otherwise(F.when(ch_u < 0.62, "pos").when(ch_u < 0.92, "ecom").otherwise("atm"))
-        m_u = uniform(seed, i, "merchant")
-        merchant = F.when(fraud, LEGIT_MERCHANTS + (m_u * RISKY_MERCHANTS).cast("int")).otherwise((m_u * LEGIT_MERCHANTS).cast("int"))
-        mcc_u = uniform(seed, merchant.cast("long"), "mcc")  # a merchant always has the same category
-        mcc = F.when(channel == "atm", "6011").when(fraud, _pick(mcc_u, RISKY_MCC)).otherwise(_pick(mcc_u, LEGIT_MCC))
-        typical = F.log(F.lit(15.0)) + 1.2 * uniform(seed, F.col("_c"), "spend")
-        log_amount = F.when(fraud, typical + F.log(F.lit(5.0)) + 0.8 * _normal(seed, i, "fa")).otherwise(typical + 0.9 * _normal(seed, i, "la"))
-        amount = F.when(channel == "atm", F.greatest(F.round(F.exp(log_amount) / 10) * 10, F.lit(10.0))) \
-            .otherwise(F.round(F.exp(log_amount), 2))
-        # Legit spend clusters around the afternoon; a fraud burst starts at any hour and lasts <30 minutes.
-        day_hours = 6 + 17 * (uniform(seed, i, "h1") + uniform(seed, i, "h2") + uniform(seed, i, "h3")) / 3
-        burst = 24 * uniform(seed, F.col("_c") * 100_000 + day, "burst") + uniform(seed, i, "min") / 2
-        seconds = (F.when(fraud, burst).otherwise(day_hours) * 3600).cast("long")
-        day_start = F.unix_seconds(F.to_timestamp(F.lit(params.start.isoformat()))) + day * 86_400
+        i, cust = F.col("id"), F.col("_c")
+        day = (i / params.tx_per_day).cast("long")
+        fraud = _is_fraud(params, i, cust, day)
+        country = _country(seed, i, fraud, home_country(seed, cust))
+        channel = _channel(seed, i, fraud)
+        merchant = _merchant(seed, i, fraud)
         currency = F.element_at(F.create_map(*[F.lit(x) for kv in CURRENCY.items() for x in kv]), country)
         return (
-            df.withColumn("_c", cust)
+            df.withColumn("_c", _customer(params, i, day))
             .select(
                 F.concat(F.lit("T"), F.lpad(i.cast("string"), 12, "0")).alias("tx_id"),
-                customer_id(F.col("_c")).alias("customer_id"),
+                customer_id(cust).alias("customer_id"),
                 F.concat(F.lit("M"), F.lpad(merchant.cast("string"), 6, "0")).alias("merchant_id"),
-                mcc.alias("mcc"),
+                _mcc(seed, merchant, channel, fraud).alias("mcc"),
                 country.alias("country"),
                 channel.alias("channel"),
-                amount.cast("double").alias("amount"),
+                _amount(seed, i, cust, fraud, channel).cast("double").alias("amount"),
                 currency.alias("currency"),
-                F.timestamp_seconds(day_start + F.least(seconds, F.lit(86_399))).alias("ts"),
+                _timestamp(params, i, cust, day, fraud).alias("ts"),
                 F.date_format(F.date_add(F.lit(params.start), day.cast("int")), "yyyy-MM-dd").alias("ds"),
                 fraud.cast("int").alias("is_fraud"),
             )
         )
 
     return apply
+
+
+def _exposed_group(seed: int, day: Column) -> Column:
+    """The customer group exposed to fraud in the ``BLOCK_DAYS``-day block of ``day``."""
+    block = (day / BLOCK_DAYS).cast("long")
+    return F.pmod(F.xxhash64(F.lit(seed), block, F.lit("group")), F.lit(FRAUD_GROUPS))
+
+
+def _fraud_slot(params: DemoParams, i: Column) -> Column:
+    """Whether row ``i`` is drawn for the exposed group (it is fraud if that customer is compromised)."""
+    return uniform(params.seed, i, "slot") < params.fraud_slot_share
+
+
+def _customer(params: DemoParams, i: Column, day: Column) -> Column:
+    """The customer number of row ``i``: a member of the exposed group for fraud slots, else anyone."""
+    seed, n = params.seed, params.customers
+    group = _exposed_group(seed, day)
+    members = F.ceil((F.lit(n) - group) / F.lit(FRAUD_GROUPS))
+    exposed = (uniform(seed, i, "k") * members).cast("long") * FRAUD_GROUPS + group
+    heavy = uniform(seed, i, "heavy") < 0.3  # a fifth of the customers make a third of the transactions
+    regular = (uniform(seed, i, "cust") * F.when(heavy, n // 5 + 1).otherwise(n)).cast("long")
+    return F.when(_fraud_slot(params, i) & (exposed < n), exposed).otherwise(F.least(regular, F.lit(n - 1)))
+
+
+def _is_fraud(params: DemoParams, i: Column, cust: Column, day: Column) -> Column:
+    """A fraud slot whose customer is inside its ``EPISODE_DAYS``-day compromise on ``day``."""
+    seed = params.seed
+    block = (day / BLOCK_DAYS).cast("long")
+    group = _exposed_group(seed, day)
+    offset = F.pmod(F.xxhash64(F.lit(seed), cust, block, F.lit("offset")), F.lit(BLOCK_DAYS - EPISODE_DAYS + 1))
+    in_episode = (F.pmod(cust, F.lit(FRAUD_GROUPS)) == group) & F.pmod(day, F.lit(BLOCK_DAYS)).between(
+        offset, offset + EPISODE_DAYS - 1)
+    return _fraud_slot(params, i) & in_episode
+
+
+def _country(seed: int, i: Column, fraud: Column, home: Column) -> Column:
+    """Legit spending stays mostly at home; fraud is mostly in risky countries."""
+    abroad_u = uniform(seed, i, "abroad")
+    return F.when(fraud, F.when(abroad_u < 0.25, home).otherwise(_pick(uniform(seed, i, "rc"), RISKY_COUNTRIES))) \
+        .otherwise(F.when(abroad_u < 0.96, home).otherwise(_pick(uniform(seed, i, "tc"), TRAVEL_COUNTRIES)))
+
+
+def _channel(seed: int, i: Column, fraud: Column) -> Column:
+    """pos, ecom or atm; fraud is mostly card-not-present."""
+    ch_u = uniform(seed, i, "channel")
+    return F.when(fraud, F.when(ch_u < 0.7, "ecom").when(ch_u < 0.85, "atm").otherwise("pos")) \
+        .otherwise(F.when(ch_u < 0.62, "pos").when(ch_u < 0.92, "ecom").otherwise("atm"))
+
+
+def _merchant(seed: int, i: Column, fraud: Column) -> Column:
+    """The merchant number: fraud goes to a few risky merchants numbered after the legit ones."""
+    m_u = uniform(seed, i, "merchant")
+    return F.when(fraud, LEGIT_MERCHANTS + (m_u * RISKY_MERCHANTS).cast("int")).otherwise((m_u * LEGIT_MERCHANTS).cast("int"))
+
+
+def _mcc(seed: int, merchant: Column, channel: Column, fraud: Column) -> Column:
+    """The merchant category code: a merchant always has the same one; ATMs are 6011."""
+    mcc_u = uniform(seed, merchant.cast("long"), "mcc")
+    return F.when(channel == "atm", "6011").when(fraud, _pick(mcc_u, RISKY_MCC)).otherwise(_pick(mcc_u, LEGIT_MCC))
+
+
+def _amount(seed: int, i: Column, cust: Column, fraud: Column, channel: Column) -> Column:
+    """Log-normal around the customer's typical spend, ~5x for fraud; ATM amounts are rounded to 10."""
+    typical = F.log(F.lit(15.0)) + 1.2 * uniform(seed, cust, "spend")
+    log_amount = F.when(fraud, typical + F.log(F.lit(5.0)) + 0.8 * _normal(seed, i, "fa")).otherwise(typical + 0.9 * _normal(seed, i, "la"))
+    return F.when(channel == "atm", F.greatest(F.round(F.exp(log_amount) / 10) * 10, F.lit(10.0))) \
+        .otherwise(F.round(F.exp(log_amount), 2))
+
+
+def _timestamp(params: DemoParams, i: Column, cust: Column, day: Column, fraud: Column) -> Column:
+    """Legit spend clusters around the afternoon; a fraud burst starts at any hour and lasts <30 minutes."""
+    seed = params.seed
+    day_hours = 6 + 17 * (uniform(seed, i, "h1") + uniform(seed, i, "h2") + uniform(seed, i, "h3")) / 3
+    burst = 24 * uniform(seed, cust * 100_000 + day, "burst") + uniform(seed, i, "min") / 2
+    seconds = (F.when(fraud, burst).otherwise(day_hours) * 3600).cast("long")
+    day_start = F.unix_seconds(F.to_timestamp(F.lit(params.start.isoformat()))) + day * 86_400
+    return F.timestamp_seconds(day_start + F.least(seconds, F.lit(86_399)))
 
 
 def daily_labels() -> Callable[[DataFrame], DataFrame]:

@@ -20,6 +20,11 @@ def rec(build, action="deploy", result="ok", time=T0, sha="abc", previous=None):
             "previous": previous}
 
 
+def trail(records, current):
+    """The source trails of one host t1."""
+    return gates.SourceTrails({"t1": records}, {"t1": current})
+
+
 def test_change_id_is_required_and_must_match_the_pattern():
     with pytest.raises(RefusedError) as exc:
         gates.check_change_id(None, GATE, "prod")
@@ -41,26 +46,27 @@ def test_approvals_must_be_distinct_people_other_than_the_promoter():
 def test_soak_counts_from_the_latest_switch_on_any_source_host():
     records = {"t1": [rec("B1", time=T0)], "t2": [rec("B1", time=T0 + timedelta(minutes=30))]}
     current = {"t1": "B1", "t2": "B1"}
+    trails = gates.SourceTrails(records, current)
     with pytest.raises(RefusedError) as exc:
-        gates.check_soaked("B1", "abc", records, current, GATE, T0 + timedelta(minutes=80), "prod")
+        gates.check_soaked("B1", "abc", trails, GATE, T0 + timedelta(minutes=80), "prod")
     assert exc.value.message == (
         "promotion of B1 to prod refused: it has soaked in test for 3000s (since 2026-01-05T09:30:00+00:00), "
         "the minimum is 1.0h."
     )
-    assert gates.check_soaked("B1", "abc", records, current, GATE, T0 + timedelta(minutes=90), "prod") == (
+    assert gates.check_soaked("B1", "abc", trails, GATE, T0 + timedelta(minutes=90), "prod") == (
         T0 + timedelta(minutes=30))
 
 
 def test_build_must_have_passed_and_still_run_in_the_source_env_with_the_same_bytes():
     later = T0 + timedelta(days=9)
     with pytest.raises(RefusedError, match="it was never deployed and smoke-tested in test on t1"):
-        gates.check_soaked("B1", "abc", {"t1": [rec("B1", result="failed")]}, {"t1": None}, GATE, later, "prod")
+        gates.check_soaked("B1", "abc", trail([rec("B1", result="failed")], None), GATE, later, "prod")
     with pytest.raises(RefusedError, match="t1 in test now runs B0, not B1 \\(rolled back or superseded\\)"):
-        gates.check_soaked("B1", "abc", {"t1": [rec("B1"), rec("B0", "rollback")]}, {"t1": "B0"}, GATE, later, "prod")
+        gates.check_soaked("B1", "abc", trail([rec("B1"), rec("B0", "rollback")], "B0"), GATE, later, "prod")
     with pytest.raises(IntegrityError, match="test ran bytes with sha256 zzz, the build store has abc"):
-        gates.check_soaked("B1", "abc", {"t1": [rec("B1", sha="zzz")]}, {"t1": "B1"}, GATE, later, "prod")
+        gates.check_soaked("B1", "abc", trail([rec("B1", sha="zzz")], "B1"), GATE, later, "prod")
     with pytest.raises(UsageError):
-        gates.check_soaked("B1", "abc", {}, {}, GATE, later, "prod")
+        gates.check_soaked("B1", "abc", gates.SourceTrails({}, {}), GATE, later, "prod")
 
 
 def test_last_switch_ignores_failures_and_non_switch_records():

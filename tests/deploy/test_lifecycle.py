@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from sparkml_ops.deploy import service
+from sparkml_ops.deploy.service import DeployRequest
 from sparkml_ops.errors import RefusedError, RemoteError, UsageError
+from sparkml_ops.identifiers import parse_version_ref
 from tests.deploy.conftest import GEN_CONF, fab
 
 pytestmark = pytest.mark.ssh
@@ -61,13 +63,13 @@ def test_promotion_without_change_id_or_soak_is_refused(deploy_run, builds):
     target = deploy_run.settings("prod", "deploy.promotion.min_soak_s=3600")
     source = deploy_run.settings("test")
     with pytest.raises(RefusedError) as exc:
-        service.promote(target, source, deploy_run.builds, a, user="alice", change_id=None, approvers=["bob"])
+        service.promote(target, source, deploy_run.builds, a, DeployRequest("alice", None, ("bob",)))
     assert exc.value.message == "promotion to prod refused: a change id is required (--change)."
     with pytest.raises(RefusedError) as exc:
-        service.promote(target, source, deploy_run.builds, a, user="alice", change_id="CHG-1001", approvers=[])
+        service.promote(target, source, deploy_run.builds, a, DeployRequest("alice", "CHG-1001", ()))
     assert exc.value.message == "promotion to prod refused: 1 approval(s) required, got 0."
     with pytest.raises(RefusedError) as exc:
-        service.promote(target, source, deploy_run.builds, a, user="alice", change_id="CHG-1001", approvers=["bob"])
+        service.promote(target, source, deploy_run.builds, a, DeployRequest("alice", "CHG-1001", ("bob",)))
     assert exc.value.message.startswith(f"promotion of {a} to prod refused: it has soaked in test for ")
     assert exc.value.message.endswith("the minimum is 1.0h.")
     assert current(deploy_run, "prod1") is None and current(deploy_run, "prod2") is None
@@ -86,8 +88,8 @@ def test_promotion_after_soak_deploys_the_same_bytes_through_the_bastion(deploy_
     target = deploy_run.settings("prod", "deploy.promotion.min_soak_s=2")
     soaked_since = audit(deploy_run, "test1")[-1]["time"]
     time.sleep(2)
-    report = service.promote(target, deploy_run.settings("test"), deploy_run.builds, a, user="alice",
-                             change_id="CHG-1001", approvers=["bob"])
+    report = service.promote(target, deploy_run.settings("test"), deploy_run.builds, a,
+                             DeployRequest("alice", "CHG-1001", ("bob",)))
     assert sorted(o.host for o in report.outcomes if o.ok) == ["prod1", "prod2"]
     for host in ("prod1", "prod2"):
         assert current(deploy_run, host) == a
@@ -188,9 +190,9 @@ def test_emergency_promotion_needs_a_reason_and_is_recorded(deploy_run, builds):
     target = deploy_run.settings("prod", "deploy.edge_hosts=[{host: prod1}]")
     source = deploy_run.settings("test")
     with pytest.raises(UsageError, match="--emergency needs a reason of at least 10 characters"):
-        service.promote(target, source, deploy_run.builds, b, user="alice", change_id=None, emergency_reason="now")
-    report = service.promote(target, source, deploy_run.builds, b, user="alice", change_id=None,
-                             emergency_reason="INC-77 scoring outage, fix in B")
+        service.promote(target, source, deploy_run.builds, b, DeployRequest("alice", reason="now"))
+    report = service.promote(target, source, deploy_run.builds, b,
+                             DeployRequest("alice", reason="INC-77 scoring outage, fix in B"))
     assert [o.host for o in report.outcomes if o.ok] == ["prod1"]
     rec = audit(deploy_run, "prod1")[-1]
     assert (rec["action"], rec["build"], rec["previous"], rec["reason"]) == (
@@ -224,7 +226,8 @@ def test_promote_model_streams_a_registry_version_between_clusters(deploy_run, b
     res = fab("promote-model", "--model", "fraud:9", "--from", "test", "--to", "prod", "--conf-dir", str(GEN_CONF), *sets)
     assert res.returncode == 6 and "streaming test1 -> prod1 failed" in res.stderr
     with pytest.raises(UsageError, match="model reference 'fraud' is invalid: use NAME:VERSION, e.g. fraud:3."):
-        service.promote_model(deploy_run.settings("test"), deploy_run.settings("prod"), "fraud", user="alice")
+        service.promote_model(deploy_run.settings("test"), deploy_run.settings("prod"), parse_version_ref("fraud"),
+                              user="alice")
 
 
 def test_status_shows_what_runs_where_as_table_and_json(deploy_run, builds):

@@ -11,7 +11,7 @@ import pytest
 
 from sparkml_ops.errors import IntegrityError
 from sparkml_ops.io.storage import LocalStorage
-from sparkml_ops.registry import ModelRegistry, Provenance
+from sparkml_ops.registry import ModelRegistry, Provenance, export_version, import_version
 
 from tests.registry.models import Doubler
 
@@ -54,10 +54,10 @@ def test_export_import_roundtrip_records_provenance(registry, target, prov, tmp_
     registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov, metrics={"auc": 0.9})
     src = registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov, metrics={"auc": 0.93})
     path = tmp_path / "fraud-2.tar"
-    registry.export("fraud:2", str(path), provenance=prov)
+    export_version(registry, "fraud:2", str(path), provenance=prov)
     assert list(_members(path.read_bytes())) == ["manifest.json", "export.json", "environment.json", "model/model.pkl"]
 
-    mv = target.import_(str(path), provenance=OPS)
+    mv = import_version(target, str(path), provenance=OPS)
     assert mv.ref == "fraud:1"  # the next number of the target registry
     m = mv.manifest
     assert m["imported_from"]["registry"] == registry.uri
@@ -73,11 +73,11 @@ def test_export_import_roundtrip_records_provenance(registry, target, prov, tmp_
 def test_import_of_a_tampered_file_publishes_nothing(registry, target, prov):
     registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov)
     buf = io.BytesIO()
-    registry.export("fraud:1", buf)
+    export_version(registry, "fraud:1", buf)
     members = _members(buf.getvalue())
     members["model/model.pkl"] = _flip(members["model/model.pkl"])  # same size, different bytes
     with pytest.raises(IntegrityError) as exc:
-        target.import_(io.BytesIO(_tar(list(members.items()))), provenance=OPS)
+        import_version(target, io.BytesIO(_tar(list(members.items()))), provenance=OPS)
     assert str(exc.value) == (
         "the input stream: file model/model.pkl does not match its manifest sha256; nothing was imported. "
         "Export it again from the source registry."
@@ -89,25 +89,25 @@ def test_import_of_a_tampered_file_publishes_nothing(registry, target, prov):
 def test_import_refuses_members_outside_the_manifest(registry, target, prov, extra):
     registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov)
     buf = io.BytesIO()
-    registry.export("fraud:1", buf)
+    export_version(registry, "fraud:1", buf)
     members = list(_members(buf.getvalue()).items()) + [(extra, b"#!/bin/sh\n")]
     with pytest.raises(IntegrityError, match="unexpected tar member"):
-        target.import_(io.BytesIO(_tar(members)), provenance=OPS)
+        import_version(target, io.BytesIO(_tar(members)), provenance=OPS)
     assert target.list_models() == [] and target.storage.list("_staging") == []
 
 
 def test_import_refuses_incomplete_or_non_export_archives(registry, target, prov, tmp_path):
     registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov)
     buf = io.BytesIO()
-    registry.export("fraud:1", buf)
+    export_version(registry, "fraud:1", buf)
     members = _members(buf.getvalue())
     del members["environment.json"]
     with pytest.raises(IntegrityError, match="is incomplete: missing environment.json; nothing was imported"):
-        target.import_(io.BytesIO(_tar(list(members.items()))), provenance=OPS)
+        import_version(target, io.BytesIO(_tar(list(members.items()))), provenance=OPS)
     with pytest.raises(IntegrityError, match="expected manifest.json as the next member, found 'hello.txt'"):
-        target.import_(io.BytesIO(_tar([("hello.txt", b"hi")])), provenance=OPS)
+        import_version(target, io.BytesIO(_tar([("hello.txt", b"hi")])), provenance=OPS)
     with pytest.raises(IntegrityError, match="is truncated or corrupt|not a tar archive|not a readable"):
-        target.import_(io.BytesIO(buf.getvalue()[: _data_offset(buf.getvalue(), "model/model.pkl") + 10]),
+        import_version(target, io.BytesIO(buf.getvalue()[: _data_offset(buf.getvalue(), "model/model.pkl") + 10]),
                        provenance=OPS)
     assert target.list_models() == [] and target.storage.list("_staging") == []
 
@@ -118,6 +118,6 @@ def test_export_of_a_damaged_version_writes_no_file(registry, prov, tmp_path):
     registry.storage.write("fraud/1/model/model.pkl", _flip(data), overwrite=True)
     path = tmp_path / "out.tar"
     with pytest.raises(IntegrityError, match="file model/model.pkl does not match its manifest sha256"):
-        registry.export("fraud:1", str(path))
+        export_version(registry, "fraud:1", str(path))
     assert list(tmp_path.glob("*.tar*")) == [] and list(tmp_path.glob(".out.tar*")) == []
     json.loads(registry.storage.read_bytes("fraud/1/manifest.json"))  # untouched

@@ -1,4 +1,4 @@
-"""Readable tables for people, JSON for scripts."""
+"""Readable tables for people, JSON for scripts: the output of `sparkml-ops` commands and `fab` tasks."""
 
 from __future__ import annotations
 

@@ -1,0 +1,67 @@
+"""The public staging API: files written and hashed in a private directory, committed whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from sparkml_ops.errors import IntegrityError
+
+from tests.registry.models import Doubler
+
+
+def test_staged_files_commit_as_the_next_version_with_a_history_event(registry, prov):
+    src = registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov)
+    with registry.stage("fraud") as staging:
+        files = [staging.write(f["path"], registry.file_chunks(src, f["path"])) for f in src.manifest["files"]]
+        assert files == src.manifest["files"]  # hashed while written, chunk by chunk
+        body = {k: v for k, v in src.manifest.items() if k not in ("name", "version")}
+        mv = staging.commit(body, prov, event="import", event_extra={"source_version": 1})
+    assert mv.ref == "fraud:2" and staging.committed == mv
+    assert registry.load(mv).model.predict(pd.DataFrame({"x": [2]})).tolist() == [4]
+    assert [(e["event"], e.get("source_version")) for e in registry.history("fraud")] == [("publish", None), ("import", 1)]
+    assert registry.storage.list("_staging") == []
+
+
+def test_write_returns_the_manifest_entry_of_bytes(registry):
+    with registry.stage("fraud") as staging:
+        assert staging.write("model/a.bin", b"abc") == {
+            "path": "model/a.bin", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
+        with pytest.raises(ValueError, match="manifest.json is written by commit"):
+            staging.write("manifest.json", b"{}")
+        with pytest.raises(ValueError, match="must be relative"):
+            staging.write("../escape", b"x")
+
+
+def test_leaving_the_block_without_commit_or_by_an_exception_removes_the_staging_directory(registry):
+    with registry.stage("fraud") as staging:
+        staging.write("model/a.bin", b"abc")
+        assert registry.storage.exists(staging.path)
+    assert registry.storage.list("_staging") == []
+    with pytest.raises(RuntimeError, match="boom"), registry.stage("fraud") as staging:
+        staging.write("model/a.bin", b"abc")
+        raise RuntimeError("boom")
+    assert registry.storage.list("_staging") == [] and registry.list_models() == []
+
+
+def test_commit_refuses_staged_files_that_differ_from_the_body(registry, prov):
+    with pytest.raises(IntegrityError, match=r"do not match what was written \(expected \['model/a.bin', "
+                                             r"'model/b.bin'\], found \['model/a.bin'\]\); nothing was published"):
+        with registry.stage("fraud") as staging:
+            entry = staging.write("model/a.bin", b"abc")
+            staging.commit({"files": [entry, {**entry, "path": "model/b.bin"}]}, prov)
+    assert registry.list_models() == [] and registry.storage.list("_staging") == []
+
+
+def test_a_committed_or_discarded_staging_takes_no_more_files(registry, prov):
+    with registry.stage("fraud") as staging:
+        staging.commit({"files": [staging.write("model/a.bin", b"abc")]}, prov)
+        with pytest.raises(ValueError, match=r"is already committed as fraud:1; open a new one with stage\(\)"):
+            staging.write("model/b.bin", b"late")
+    with registry.stage("fraud") as staging:
+        pass
+    with pytest.raises(ValueError, match="is already discarded"):
+        staging.commit({"files": []}, prov)
+    assert registry.version_numbers("fraud") == [1] and registry.storage.list("_staging") == []
