@@ -20,7 +20,8 @@ from pyspark.sql import functions as F
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, UsageError
-from sparkml_ops.features.compute import check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.compute import analyse_sql, check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.state import read_state, refresh_state
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.features.stats import write_feature_stats
 from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, missing_partitions, table_schema
@@ -40,6 +41,7 @@ class BuildResult:
     stats_table: str | None = None
     features: list[str] = field(default_factory=list)
     exit_code: int = 0
+    state_rebuilt: dict[str, list[str]] = field(default_factory=dict)  # events source -> days whose tiles were computed
 
 
 def feature_table(settings: Settings, spec: FeatureSpec) -> str:
@@ -101,6 +103,18 @@ def check_dates(dates: Sequence[date], settings: Settings, today: date | None = 
     return days
 
 
+def source_ranges(spec: FeatureSpec, days: Sequence[date]) -> tuple[dict[str, tuple[date, date]], dict[str, list[str]]]:
+    """Per events source: the (first, last) day partitions the as-of ``days`` read, and those that must hold rows."""
+    ranges: dict[str, tuple[date, date]] = {}
+    required: dict[str, list[str]] = {}
+    for name, src in spec.sources.items():
+        if src.kind == "events":
+            spans = [source_days(src, asof_time(d), spec.max_window_us(name)) for d in days]
+            ranges[name] = (min(s[0] for s in spans), max(s[1] for s in spans))
+            required[name] = sorted({s[1].isoformat() for s in spans})
+    return ranges, required
+
+
 def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple[date, date]],
                  required: dict[str, list[str]]) -> dict[str, DataFrame]:
     """Read and check every source: schema, required partitions, non-empty; then prepare its rows.
@@ -147,13 +161,19 @@ def build_features(
     dates: Sequence[date],
     compute_stats: bool = True,
     today: date | None = None,
+    rebuild_state: bool = False,
 ) -> BuildResult:
     """Compute ``spec`` for each as-of date into ``<features db>.<spec.name>``, replacing only those partitions.
+
+    Events sources are read as daily tiles (:mod:`sparkml_ops.features.state`): the days whose
+    stored tiles are missing or stale are computed from their raw partitions first.
 
     Args:
         dates: as-of dates; all are computed in one pass over each source.
         compute_stats: also write per-feature statistics to ``<ops db>.<features.stats_table>``.
         today: the current UTC date (for tests); dates after it are refused.
+        rebuild_state: recompute the tiles of every source day the dates read, valid or not
+            (late data that left the files' names, sizes and times unchanged).
 
     Returns:
         The table name and the number of rows written per as-of date.
@@ -165,16 +185,14 @@ def build_features(
         FeatureSpecError: a SQL expression of the spec does not analyse.
     """
     days = check_dates(dates, settings, today)
-    ranges: dict[str, tuple[date, date]] = {}
-    required: dict[str, list[str]] = {}
-    for name, src in spec.sources.items():
-        if src.kind == "events":
-            spans = [source_days(src, asof_time(d), spec.max_window_us(name)) for d in days]
-            ranges[name] = (min(s[0] for s in spans), max(s[1] for s in spans))
-            required[name] = sorted({s[1].isoformat() for s in spans})
+    ranges, required = source_ranges(spec, days)
     frames = load_sources(spark, spec, ranges, required)
+    analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
+    tiled = [n for n in ranges if spec.features_of(n, "aggregate") or spec.features_of(n, "recency")]
+    states = {name: refresh_state(spark, settings, spec, name, _days(*ranges[name]), rebuild_state) for name in tiled}
+    tiles = {name: t for name, t in ((n, read_state(spark, st)) for n, st in states.items()) if t is not None}
     points = {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}
-    features = compute_features(spec, frames, points, PARTITION)
+    features = compute_features(spec, {**frames, **tiles}, points, PARTITION, tiled=set(tiles))
     table = feature_table(settings, spec)
     ensure_table(spark, table, feature_table_columns(spec), [ColumnDef(PARTITION, "string", "as-of date YYYY-MM-DD")],
                  comment=f"feature set {spec.name} ({spec.path.name}); one row per entity per as-of date")
@@ -185,4 +203,9 @@ def build_features(
     rows = {d: 0 for d in iso} | {r[0]: r[1] for r in written}
     stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
     log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
-    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)])
+    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],
+                       state_rebuilt={n: st.rebuilt for n, st in states.items()})
+
+
+def _days(first: date, last: date) -> list[str]:
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

@@ -83,6 +83,20 @@ def events_plan(spec: FeatureSpec, src: SourceSpec, source: int, rows: DataFrame
     return defs, plan
 
 
+def analyse_sql(spec: FeatureSpec, frames: Mapping[str, DataFrame]) -> None:
+    """Check every ``where`` and ``sql`` of the spec against its source's rows (planning only, nothing runs).
+
+    Raises:
+        FeatureSpecError: naming the feature whose SQL does not analyse.
+    """
+    for name, src in spec.sources.items():
+        if src.kind == "events":
+            window_aggregates(spec, src, frames[name])
+        else:
+            for f in spec.features_of(name, "expression"):
+                _analysed(spec, f.name, lambda f=f: frames[name].select(F.expr(f.sql)))
+
+
 def _attributes_stream(spec: FeatureSpec, src: SourceSpec, source: int, rows: DataFrame) -> tuple[DataFrame, AttributesPlan]:
     """Row-level SQL features of an attributes source as stream rows, known from their time column on."""
     feats = spec.features_of(src.name, "expression")

@@ -234,15 +234,22 @@ class _View:
         return np.searchsorted(self.rows.key, self.clock.key(self.points.ent, cutoffs), "left")
 
 
+def _stat(table: pa.Table, name: str, dtype, fill) -> np.ndarray:
+    """A tile statistic; a tile stores only those its source's aggregates need."""
+    if name in table.column_names:
+        return _column(table, name, dtype, fill)
+    return np.full(table.num_rows, fill, dtype=dtype)
+
+
 def _numeric_inputs(chunk: _View, measure: Measure) -> tuple[np.ndarray, ...]:
     """(count, sum, min, max, mean, m2) per row; a NULL single value has count 0."""
     table = chunk.rows.table
     if chunk.tiled:
-        n = _column(table, f"{measure.column}_n", np.int64, 0)
-        s = _column(table, f"{measure.column}_s", np.float64, 0.0)
-        lo = _column(table, f"{measure.column}_lo", np.float64, np.inf)
-        hi = _column(table, f"{measure.column}_hi", np.float64, -np.inf)
-        m2 = _column(table, f"{measure.column}_q", np.float64, 0.0)
+        n = _stat(table, f"{measure.column}_n", np.int64, 0)
+        s = _stat(table, f"{measure.column}_s", np.float64, 0.0)
+        lo = _stat(table, f"{measure.column}_lo", np.float64, np.inf)
+        hi = _stat(table, f"{measure.column}_hi", np.float64, -np.inf)
+        m2 = _stat(table, f"{measure.column}_q", np.float64, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             # A tile of equal values has its value as mean exactly, whatever the rounding of its sum.
             mean = np.where(lo == hi, lo, s / np.maximum(n, 1))
@@ -381,7 +388,7 @@ def _stddev(n, mean, m2, blocks: _Blocks, parts: _Parts, n_f, n_b, res) -> np.nd
 def _distinct_values(chunk: _View, measure: Measure) -> tuple[np.ndarray, np.ndarray]:
     """(row index, value code) of every non-NULL value; tiles hold a list of distinct values per row."""
     col = chunk.rows.table.column(measure.column).combine_chunks()
-    if chunk.tiled:
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
         parents = pc.list_parent_indices(col).to_numpy()
         flat = pc.list_flatten(col)
     else:
@@ -416,7 +423,11 @@ def _recency(plan: EventsPlan, chunk: _View, lo_horizon: np.ndarray) -> tuple[np
     present = pts.hi > lo_horizon
     if not plan.recency:
         return present, pa.nulls(0)
-    last_col = _column(rows.table, LAST, np.int64, 0) if chunk.tiled else rows.t
+    last_col = rows.t
+    if chunk.tiled:  # the newest event of all tiles so far (tiles of one time may come from two source days)
+        first = np.flatnonzero(np.diff(rows.ent, prepend=-1))
+        pos = np.arange(len(rows.ent)) - np.repeat(first, np.diff(np.append(first, len(rows.ent))))
+        last_col = segmented_scan(_column(rows.table, LAST, np.int64, np.iinfo(np.int64).min), pos, np.maximum)
     last = last_col[np.clip(pts.hi - 1, 0, max(len(last_col) - 1, 0))] if len(last_col) else np.zeros(len(pts.hi), np.int64)
     days = (pts.cutoff + plan.lag_us - last) / US_PER_DAY
     return present, pa.array(np.where(present, days, 0.0), pa.float64(), mask=~present)

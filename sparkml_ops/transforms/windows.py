@@ -54,10 +54,24 @@ class WindowAggregate:
 
 @dataclass(frozen=True)
 class MeasureDef:
-    """A measure and the Spark expression of its value on a source row (NULL where the row does not count)."""
+    """A measure, the Spark expression of its value on a source row (NULL where the row does not count), its functions."""
 
     measure: Measure
     value: Column
+    funcs: frozenset[str]
+
+    def tile_stats(self) -> tuple[str, ...]:
+        """The statistics a daily tile must keep for these functions (see :class:`Measure`)."""
+        need = {"n"}
+        if self.funcs & {"sum", "mean", "stddev"}:
+            need.add("s")
+        if self.funcs & {"min", "stddev"}:
+            need.add("lo")
+        if self.funcs & {"max", "stddev"}:
+            need.add("hi")
+        if "stddev" in self.funcs:
+            need.add("q")
+        return tuple(s for s in TILE_STATS if s in need)
 
 
 def plan_measures(aggregates: Sequence[WindowAggregate], prefix: str = "_m") -> tuple[list[MeasureDef], tuple[Output, ...]]:
@@ -78,11 +92,11 @@ def plan_measures(aggregates: Sequence[WindowAggregate], prefix: str = "_m") -> 
             value = F.when(F.coalesce(F.expr(where).cast("boolean"), F.lit(False)), value)
         name = f"{prefix}{len(defs)}"
         if kind == "distinct":
-            defs.append(MeasureDef(Measure(name, "distinct"), value))
+            defs.append(MeasureDef(Measure(name, "distinct"), value, frozenset(funcs)))
         elif funcs & set(NUMERIC_FUNCS):
-            defs.append(MeasureDef(Measure(name, "numeric"), value.cast("double")))
+            defs.append(MeasureDef(Measure(name, "numeric"), value.cast("double"), frozenset(funcs)))
         else:
-            defs.append(MeasureDef(Measure(name, "count"), F.when(value.isNotNull(), F.lit(1).cast("tinyint"))))
+            defs.append(MeasureDef(Measure(name, "count"), F.when(value.isNotNull(), F.lit(1).cast("tinyint")), frozenset(funcs)))
         index[(kind, column, where)] = len(defs) - 1
     outputs = tuple(Output(a.name, a.func, index[("distinct" if a.func in DISTINCT_FUNCS else "value", a.column, a.where)],
                            a.window_us) for a in aggregates)
@@ -94,12 +108,13 @@ def _tags(kind: int, source: int | None) -> list[Column]:
     return tags + ([F.lit(source).cast("smallint").alias(SOURCE)] if source is not None else [])
 
 
-def event_rows(keys: Sequence[str], time_col: str, measures: Sequence[MeasureDef], source: int = 0) -> Callable[[DataFrame], DataFrame]:
-    """Source rows -> stream rows: keys, ``_t`` (µs), ``_kind`` = row, ``_src``, one column per measure."""
+def event_rows(keys: Sequence[str], time_col: str, measures: Sequence[MeasureDef], source: int = 0,
+               keep: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:
+    """Source rows -> stream rows: keys, ``_t`` (µs), ``_kind`` = row, ``_src``, one column per measure, ``keep``."""
 
     def apply(df: DataFrame) -> DataFrame:
         return df.select(*keys, F.unix_micros(F.col(time_col)).alias(TIME), *_tags(KIND_ROW, source),
-                         *[m.value.alias(m.measure.column) for m in measures])
+                         *[m.value.alias(m.measure.column) for m in measures], *keep)
 
     return apply
 
@@ -150,17 +165,34 @@ def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame]
     return apply
 
 
-def tile_columns(measures: Sequence[MeasureDef]) -> list[Column]:
-    """Aggregates of a daily tile, per measure (see :class:`~sparkml_ops.transforms.sweep.Measure`), and ``_last``."""
-    cols = [F.max(F.col(TIME)).alias(LAST)]
-    for m in measures:
-        name, v = m.measure.column, F.col(m.measure.column)
-        if m.measure.kind == "distinct":
-            cols.append(F.collect_set(v).alias(name))
-            continue
-        cols.append(F.count(v).alias(f"{name}_n"))
-        if m.measure.kind == "numeric":
-            # The squared deviations of a tile come from Spark's own (stable) variance.
-            cols += [F.sum(v).alias(f"{name}_s"), F.min(v).alias(f"{name}_lo"), F.max(v).alias(f"{name}_hi"),
-                     (F.coalesce(F.var_pop(v), F.lit(0.0)) * F.count(v)).alias(f"{name}_q")]
-    return cols
+def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: int, phase_us: int,
+                day_col: str) -> Callable[[DataFrame], DataFrame]:
+    """Stream rows (with their source day ``day_col``) -> one tile row per entity, source day and grid cell.
+
+    Cells are ``grid_us`` long and start at ``phase_us`` modulo ``grid_us``; a cell that spans
+    midnight gives one tile per day. A tile sits at its start (``_t``), keeps per measure what its
+    aggregates need (count ``_n``, sum ``_s``, min ``_lo``, max ``_hi``, squared deviations from its
+    mean ``_q``; the set of distinct values) and ``_last``, the time of its newest row. When every
+    window edge lies on the grid, a tile is wholly inside or wholly outside each window, so
+    aggregates over tiles equal those over rows.
+    """
+
+    def apply(df: DataFrame) -> DataFrame:
+        t = F.col(TIME)
+        cell = t - F.pmod(t - F.lit(phase_us), F.lit(grid_us))
+        start = F.greatest(cell, t - F.pmod(t, F.lit(US_PER_DAY)))
+        cols = [F.max(t).alias(LAST)]
+        for m in measures:
+            name, v = m.measure.column, F.col(m.measure.column)
+            if m.measure.kind == "distinct":
+                cols.append(F.collect_set(v).alias(name))
+                continue
+            stats = {"n": F.count(v), "s": F.sum(v), "lo": F.min(v), "hi": F.max(v),
+                     # from Spark's own (stable) variance, not from sums of squares
+                     "q": F.coalesce(F.var_pop(v), F.lit(0.0)) * F.count(v)}
+            cols += [stats[s].alias(f"{name}_{s}") for s in m.tile_stats()]
+        grouped = df.groupBy(day_col, *keys, start.alias(TIME), SOURCE).agg(*cols)
+        return grouped.select(*keys, TIME, F.lit(KIND_ROW).cast("tinyint").alias(KIND), SOURCE,
+                              *[c for c in grouped.columns if c.startswith("_m")], LAST, day_col)
+
+    return apply

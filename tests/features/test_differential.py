@@ -284,6 +284,8 @@ def test_training_set_matches_the_reference_row_by_row(spark, feat_settings, sce
 def test_build_matches_the_reference_row_by_row(spark, feat_settings, scenario):
     sc, spec, rows, ref, _, rng = scenario
     dates = sorted(rng.sample([FIRST_DAY + timedelta(days=d) for d in range(3, DAYS - 1)], 3))
+    # The first date alone, then all: the second run reuses the daily tiles the first one stored.
+    build_features(spark, feat_settings, spec, dates[:1], compute_stats=False, today=date(2026, 12, 31))
     build_features(spark, feat_settings, spec, dates, compute_stats=False, today=date(2026, 12, 31))
     table = spark.table(f"{FEATURES}.{spec.name}")
     names = [n for n, _ in feature_columns(spec)]

@@ -1,0 +1,134 @@
+"""The persisted state of feature builds: daily tiles of each events source, checked against their source days.
+
+A build reads, per events source, the tiles of the days its windows cover instead of the raw
+rows: ``<hive.databases.features>.<feature set>__<source>_state``, partitioned by the source day
+``ds``. Each tile row records the row count and the fingerprint (file names, sizes, modification
+times) of the source partition it came from, and a fingerprint of the spec parts it depends on.
+Before a build uses a day, both fingerprints must match today's; a day that is missing, changed
+(late data, a reload) or computed under another spec is recomputed from its raw partition and
+replaces that day's state. So a nightly build computes one new day of tiles and reads the rest.
+See docs/features.md ("Incremental state") for operators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from math import gcd
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sparkml_ops.config import Settings
+from sparkml_ops.features.compute import events_plan, prepare_source
+from sparkml_ops.features.spec import FeatureSpec, SourceSpec
+from sparkml_ops.io.derived import partition_fingerprints, replace_derived_partitions
+from sparkml_ops.io.tables import table_exists
+from sparkml_ops.transforms.windows import US_PER_DAY, daily_tiles, event_rows
+
+log = logging.getLogger(__name__)
+
+DAY = "ds"
+META = {"source_rows": "bigint", "source_fingerprint": "string", "spec_fingerprint": "string"}
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """The tiles of one events source a build may use: its days with matching fingerprints."""
+
+    source: str
+    table: str
+    fingerprints: dict[str, str]  # source day -> fingerprint of its files, for the days that exist
+    spec_fingerprint: str
+    rebuilt: list[str] = field(default_factory=list)
+
+
+def state_table(settings: Settings, spec: FeatureSpec, source: str) -> str:
+    """``<hive.databases.features>.<feature set>__<source>_state``."""
+    return f"{settings.hive.databases.features}.{spec.name}__{source}_state"
+
+
+def tile_grid(spec: FeatureSpec, src: SourceSpec) -> tuple[int, int]:
+    """(cell length, phase) µs: every window edge of a build is ``phase`` modulo the cell length.
+
+    A build's cutoff is midnight minus the lag, and windows are whole multiples of the cell
+    (the greatest common divisor of one day and every window), so cells never straddle an edge.
+    """
+    windows = [f.window_us for f in spec.features_of(src.name, "aggregate")]
+    grid = gcd(US_PER_DAY, spec.max_window_us(src.name), *windows)
+    return grid, (-src.lag_us) % grid
+
+
+def spec_fingerprint(spec: FeatureSpec, src: SourceSpec) -> str:
+    """A hash of everything the tiles of ``src`` depend on besides the data.
+
+    The keys and their types, the table, time and partition columns, the tile grid, the derived
+    columns (their SQL, or the Spark expression a Python function returns) and each measure's
+    expression and functions. A change to any of them makes every stored day stale.
+    """
+    defs, _ = events_plan(spec, src, list(spec.sources).index(src.name))
+    parts = [src.table, src.time_column, src.partition_column, tile_grid(spec, src),
+             sorted(spec.key_types.items()), sorted(src.columns.items()),
+             [(d.name, d.type, d.expr or str(d.function())) for d in src.derived],
+             [(m.measure.column, m.measure.kind, str(m.value), sorted(m.funcs)) for m in defs]]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _stored(spark: SparkSession, table: str, days: list[str]) -> dict[str, tuple[str, str]]:
+    """Source day -> (source fingerprint, spec fingerprint) of the tiles stored for it."""
+    if not days or not table_exists(spark, table):
+        return {}
+    rows = (spark.table(table).where(F.col(DAY).isin(days)).groupBy(DAY)
+            .agg(F.max("source_fingerprint").alias("fp"), F.max("spec_fingerprint").alias("spec")).collect())
+    return {r[DAY]: (r["fp"], r["spec"]) for r in rows}
+
+
+def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, days: list[str], meta: dict) -> DataFrame:
+    """The tile rows of ``days`` computed from the raw partitions, with the metadata of their source day."""
+    index = list(spec.sources).index(src.name)
+    raw = spark.table(src.table).where(F.col(src.partition_column).isin(days))
+    rows = prepare_source(spec, src, raw)
+    defs, _ = events_plan(spec, src, index, rows)
+    grid, phase = tile_grid(spec, src)
+    tiles = (rows.withColumn(DAY, F.col(src.partition_column))
+             .transform(event_rows(spec.entity_keys, src.time_column, defs, index, keep=[DAY]))
+             .transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY)))
+    counts = {r[0]: r[1] for r in raw.groupBy(src.partition_column).count().collect()}
+    lookup = F.create_map(*[x for d in days for x in (F.lit(d), F.lit(counts.get(d, 0)).cast("bigint"))])
+    fps = F.create_map(*[x for d in days for x in (F.lit(d), F.lit(meta["fingerprints"][d]))])
+    return tiles.select(*[c for c in tiles.columns if c != DAY], lookup[F.col(DAY)].alias("source_rows"),
+                        fps[F.col(DAY)].alias("source_fingerprint"), F.lit(meta["spec"]).alias("spec_fingerprint"), DAY)
+
+
+def refresh_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
+                  rebuild: bool = False) -> SourceState:
+    """Bring the tiles of ``days`` of one events source up to date; return what a build may read.
+
+    Days whose stored tiles match the current fingerprints of their source partition and of the
+    spec are kept; the others (all of them with ``rebuild``) are recomputed from their raw
+    partitions in one pass and replace their day. Days without a source partition have no tiles.
+    """
+    src = spec.sources[source]
+    table = state_table(settings, spec, source)
+    current = partition_fingerprints(spark, src.table, src.partition_column, days)
+    spec_fp = spec_fingerprint(spec, src)
+    stored = {} if rebuild else _stored(spark, table, sorted(current))
+    stale = sorted(d for d, fp in current.items() if stored.get(d) != (fp, spec_fp))
+    if stale:
+        log.info("state of %s source %s: %d of %d day(s) to compute (%s..%s)", spec.name, source, len(stale),
+                 len(current), stale[0], stale[-1])
+        tiles = _tiles(spark, spec, src, stale, {"fingerprints": current, "spec": spec_fp})
+        replace_derived_partitions(tiles, table, DAY, comment=f"daily tiles of source {source} of feature set {spec.name} "
+                                   "(sparkml-ops build state; recomputed from the source when stale)")
+    return SourceState(source, table, current, spec_fp, stale)
+
+
+def read_state(spark: SparkSession, state: SourceState) -> DataFrame | None:
+    """The stream rows of the source's valid tiles: only days whose stored fingerprints match the current ones."""
+    if not state.fingerprints or not table_exists(spark, state.table):
+        return None
+    fps = F.create_map(*[x for d, fp in state.fingerprints.items() for x in (F.lit(d), F.lit(fp))])
+    tiles = spark.table(state.table).where(F.col(DAY).isin(list(state.fingerprints)))
+    valid = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
+    return valid.drop(DAY, *META)

@@ -1,0 +1,82 @@
+"""Derived Hive tables: fingerprints of the source partitions they come from, and day-by-day replacement.
+
+A derived table (the feature builds' state) holds only what can be recomputed from its sources:
+it is created from the data's own schema, replaced partition by partition, and dropped and
+recreated when its columns must change. A source partition rewritten or appended to gets new
+files or new modification times, so its fingerprint changes; derived rows that record the
+fingerprint they came from can be checked before they are reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from py4j.protocol import Py4JJavaError
+
+from sparkml_ops.errors import RemoteError
+from sparkml_ops.identifiers import check_hive_identifier
+from sparkml_ops.io.tables import table_exists, table_schema
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def partition_fingerprints(spark: "SparkSession", table: str, column: str, values: Iterable[str]) -> dict[str, str]:
+    """``{value: fingerprint}`` of the existing partitions ``column=value`` of ``table`` among ``values``.
+
+    The fingerprint is a SHA-256 over the sorted (file name, size, modification time) of the
+    partition's data files (hidden files such as ``_SUCCESS`` and ``.crc`` left out). One metastore
+    call and one directory listing per partition; missing partitions are absent from the result.
+
+    Raises:
+        RemoteError: the metastore or the file system cannot be read.
+    """
+    wanted = set(values)
+    database, name = table.split(".", 1)
+    jvm, session = spark._jvm, spark._jsparkSession
+    try:
+        catalog = session.sessionState().catalog().externalCatalog()
+        parts = catalog.listPartitions(database, name, jvm.scala.Option.apply(None))
+        hadoop = session.sessionState().newHadoopConf()
+        out = {}
+        it = parts.iterator()
+        while it.hasNext():
+            part = it.next()
+            value = part.spec().get(column)
+            if value.isEmpty() or value.get() not in wanted:
+                continue
+            path = jvm.org.apache.hadoop.fs.Path(part.location())
+            fs = path.getFileSystem(hadoop)
+            files = sorted((s.getPath().getName(), s.getLen(), s.getModificationTime())
+                           for s in fs.listStatus(path) if s.isFile() and not s.getPath().getName().startswith(("_", ".")))
+            out[value.get()] = hashlib.sha256(repr(files).encode()).hexdigest()[:32]
+        return out
+    except Py4JJavaError as exc:
+        raise RemoteError(f"cannot list the partitions of {table}: {str(exc).splitlines()[0]}") from exc
+
+
+def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comment: str) -> None:
+    """Overwrite the partitions of ``df`` in the derived ``table``; create it, or recreate it if its columns differ.
+
+    Columns may be of any Spark type (lists included); ``partition`` is the last column of ``df``.
+    Rows are gathered into one file per partition, which later reads of many partitions prefer.
+    """
+    spark = df.sparkSession
+    wanted = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    if table_exists(spark, table) and table_schema(spark, table) != wanted:
+        log.info("derived table %s has other columns than its data now: recreating it", table)
+        spark.sql(f"DROP TABLE {table}")
+    if not table_exists(spark, table):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{check_hive_identifier(table.split('.')[0], 'database')}`")
+        df.limit(0).write.format("parquet").partitionBy(partition).option("comment", comment).saveAsTable(table)
+    previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    try:
+        df.repartition(partition).select(*wanted).write.insertInto(table, overwrite=True)
+    finally:
+        spark.conf.set("spark.sql.sources.partitionOverwriteMode", previous)
