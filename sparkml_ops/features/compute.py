@@ -8,6 +8,7 @@ features identical.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import reduce
 
@@ -108,22 +109,18 @@ def _attributes_stream(spec: FeatureSpec, src: SourceSpec, source: int, rows: Da
     return stream, AttributesPlan(source, names, src.lag_us)
 
 
-def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
-                     point_col: str, tiled: Collection[str] = ()) -> DataFrame:
-    """Every feature of ``spec`` at every point, from one stream of all sources sorted per entity.
+@dataclass(frozen=True)
+class FeatureStream:
+    """The rows of every source and the points as one stream, the plan of its sweep, and the output types."""
 
-    Args:
-        frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days,
-            or, for the events sources named in ``tiled``, their daily tiles as stream rows.
-        points: either a DataFrame of entity keys, ``point_col``, ``_asof`` (timestamp) and any other
-            columns to pass through (a training set's label rows), or, for the build,
-            ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
-        point_col: the column identifying a point (``as_of_date`` or the event time).
+    rows: DataFrame
+    plan: SweepPlan
+    types: dict[str, str]
 
-    Returns:
-        entity keys, ``point_col`` (and the other passed-through columns), then :func:`feature_columns`
-        in order: one row per point row, or one row per entity known to any source at each as-of date.
-    """
+
+def feature_stream(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
+                   point_col: str, tiled: Collection[str] = ()) -> FeatureStream:
+    """Every source's rows (events, daily tiles, attributes) and the points, unioned for one sorted pass."""
     keys = spec.entity_keys
     types = {k: spec.key_types[k] for k in keys}
     streams, events, attributes = [], [], []
@@ -144,15 +141,35 @@ def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points:
         types.update({c: t for c, t in points.dtypes if c in payload})
         plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), payload)
     else:
-        payload = (point_col,)
         types[point_col] = "string"
-        plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), payload, _as_of(points))
-    stream = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
-    out = stream.transform(window_features(plan, output_schema(plan, types)))
+        plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), (point_col,), _as_of(points))
+    rows = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
+    return FeatureStream(rows, plan, types)
+
+
+def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
+                     point_col: str, tiled: Collection[str] = ()) -> DataFrame:
+    """Every feature of ``spec`` at every point, from one stream of all sources sorted per entity.
+
+    Args:
+        frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days,
+            or, for the events sources named in ``tiled``, their daily tiles as stream rows.
+        points: either a DataFrame of entity keys, ``point_col``, ``_asof`` (timestamp) and any other
+            columns to pass through (a training set's label rows), or, for the build,
+            ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
+        point_col: the column identifying a point (``as_of_date`` or the event time).
+
+    Returns:
+        entity keys, ``point_col`` (and the other passed-through columns), then :func:`feature_columns`
+        in order: one row per point row, or one row per entity known to any source at each as-of date.
+    """
+    stream = feature_stream(spec, frames, points, point_col, tiled)
+    out = stream.rows.transform(window_features(stream.plan, output_schema(stream.plan, stream.types)))
     for f in spec.features:
         if f.kind == "ratio":
             out = out.transform(with_ratio(f.name, f.numerator, f.denominator))
-    return out.transform(select_typed([*((c, types[c]) for c in (*keys, *payload)), *feature_columns(spec)]))
+    leading = [(c, stream.types[c]) for c in (*spec.entity_keys, *stream.plan.payload)]
+    return out.transform(select_typed([*leading, *feature_columns(spec)]))
 
 
 def require_rows(count: int, what: str, hint: str) -> None:

@@ -276,6 +276,34 @@ class _Blocks:
     pos_bwd: np.ndarray    # index from the end of its segment
     start: np.ndarray      # first row of each segment
     end: np.ndarray        # one past the last row of each segment
+    layout: list[tuple[np.ndarray, np.ndarray]]  # per length class: row index matrix (n = padding), real cells
+
+    def scan(self, values: np.ndarray, op, neutral: float, reverse: bool = False) -> np.ndarray:
+        """Inclusive scan of ``op`` (a ufunc) within each segment, forward or from the segment's end.
+
+        Segments of similar length are laid out as the rows of a matrix padded with ``neutral``, so
+        each scan is one ``accumulate`` along the rows: exact per segment and vectorised.
+        """
+        source = np.append(values, neutral)
+        out = np.empty_like(values)
+        for idx, real in self.layout:
+            m = source[idx]
+            m = op.accumulate(m[:, ::-1], axis=1)[:, ::-1] if reverse else op.accumulate(m, axis=1)
+            out[idx[real]] = m[real]
+        return out
+
+
+def _layout(start: np.ndarray, end: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Segments grouped by length class (2^(k-1), 2^k], each as a padded matrix of row indices."""
+    lengths = end - start
+    classes = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    out = []
+    for k in np.unique(classes):
+        segs = np.flatnonzero(classes == k)
+        cols = np.arange(int(lengths[segs].max()))
+        real = cols[None, :] < lengths[segs][:, None]
+        out.append((np.where(real, start[segs][:, None] + cols[None, :], n), real))
+    return out
 
 
 def _blocks(chunk: _View, window: int) -> _Blocks:
@@ -289,13 +317,11 @@ def _blocks(chunk: _View, window: int) -> _Blocks:
     start = np.flatnonzero(first)
     end = np.append(start[1:], n)
     idx = np.arange(n)
-    return _Blocks(block, seg, idx - start[seg], end[seg] - 1 - idx, start, end)
+    return _Blocks(block, seg, idx - start[seg], end[seg] - 1 - idx, start, end, _layout(start, end, n))
 
 
-def _scan_both(values: np.ndarray, blocks: _Blocks, op) -> tuple[np.ndarray, np.ndarray]:
-    fwd = segmented_scan(values, blocks.pos_fwd, op)
-    bwd = segmented_scan(values[::-1], blocks.pos_bwd[::-1], op)[::-1]
-    return fwd, bwd
+def _scan_both(values: np.ndarray, blocks: _Blocks, op, neutral: float) -> tuple[np.ndarray, np.ndarray]:
+    return blocks.scan(values, op, neutral), blocks.scan(values, op, neutral, reverse=True)
 
 
 class _Parts:
@@ -330,10 +356,10 @@ def _shifted_moments(n, mean, m2, blocks: _Blocks, first: bool) -> tuple[np.ndar
     return ref, n * d, m2 + n * d * d
 
 
-def _numeric_outputs(chunk: _View, measure: Measure, outputs: list[Output], blocks: _Blocks,
+def _numeric_outputs(inputs: tuple[np.ndarray, ...], outputs: list[Output], blocks: _Blocks,
                      parts: _Parts) -> dict[str, pa.Array]:
-    """sum, mean, min, max, stddev (and count) of one numeric measure over one window."""
-    n, s, mn, mx, mean, m2 = _numeric_inputs(chunk, measure)
+    """sum, mean, min, max, stddev (and count) of one numeric measure (its :func:`_numeric_inputs`) over one window."""
+    n, s, mn, mx, mean, m2 = inputs
     funcs = {o.func for o in outputs}
     prefix = np.concatenate([[0], np.cumsum(n)])
     seg_f, seg_b = blocks.seg[parts.f], blocks.seg[parts.g]
@@ -342,15 +368,15 @@ def _numeric_outputs(chunk: _View, measure: Measure, outputs: list[Output], bloc
     total = n_f + n_b
     res: dict[str, np.ndarray] = {}
     if funcs & {"sum", "mean", "stddev"}:
-        fwd, bwd = _scan_both(s, blocks, np.add)
+        fwd, bwd = _scan_both(s, blocks, np.add, 0.0)
         res["sum"] = np.where(parts.fwd_ok, fwd[parts.f], 0.0) + np.where(parts.bwd_ok, bwd[parts.g], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             res["mean"] = res["sum"] / total
     if funcs & {"min", "stddev"}:
-        fwd, bwd = _scan_both(mn, blocks, np.minimum)
+        fwd, bwd = _scan_both(mn, blocks, np.minimum, np.inf)
         res["min"] = np.minimum(np.where(parts.fwd_ok, fwd[parts.f], np.inf), np.where(parts.bwd_ok, bwd[parts.g], np.inf))
     if funcs & {"max", "stddev"}:
-        fwd, bwd = _scan_both(mx, blocks, np.maximum)
+        fwd, bwd = _scan_both(mx, blocks, np.maximum, -np.inf)
         res["max"] = np.maximum(np.where(parts.fwd_ok, fwd[parts.f], -np.inf), np.where(parts.bwd_ok, bwd[parts.g], -np.inf))
     if "stddev" in funcs:
         res["stddev"] = _stddev(n, mean, m2, blocks, parts, n_f, n_b, res)
@@ -369,9 +395,9 @@ def _numeric_outputs(chunk: _View, measure: Measure, outputs: list[Output], bloc
 def _stddev(n, mean, m2, blocks: _Blocks, parts: _Parts, n_f, n_b, res) -> np.ndarray:
     """Sample standard deviation of the two parts merged with Chan's formula; exactly 0 for equal values."""
     k_f, s1, s2 = _shifted_moments(n, mean, m2, blocks, first=True)
-    s1_f, s2_f = (segmented_scan(a, blocks.pos_fwd, np.add) for a in (s1, s2))
+    s1_f, s2_f = (blocks.scan(a, np.add, 0.0) for a in (s1, s2))
     k_b, r1, r2 = _shifted_moments(n, mean, m2, blocks, first=False)
-    s1_b, s2_b = (segmented_scan(a[::-1], blocks.pos_bwd[::-1], np.add)[::-1] for a in (r1, r2))
+    s1_b, s2_b = (blocks.scan(a, np.add, 0.0, reverse=True) for a in (r1, r2))
     with np.errstate(invalid="ignore", divide="ignore"):
         nf, nb = np.maximum(n_f, 1), np.maximum(n_b, 1)
         a1, a2 = np.where(parts.fwd_ok, s1_f[parts.f], 0.0), np.where(parts.fwd_ok, s2_f[parts.f], 0.0)
@@ -411,7 +437,7 @@ def _distinct_outputs(chunk: _View, measure: Measure, outputs: list[Output]) -> 
     enter = np.sort(chunk.clock.key(ent, t))
     started = np.searchsorted(enter, pts.qkey, "left")
     out = {}
-    for o in outputs:
+    for o in outputs:  # every window of the measure from one sort by value
         leave = np.sort(chunk.clock.key(ent, np.minimum(nxt, t + o.window_us)))
         out[o.name] = pa.array(started - np.searchsorted(leave, pts.qkey, "left"), pa.int64())
     return out
@@ -447,24 +473,35 @@ def _empty_columns(plan: EventsPlan, points: int) -> dict[str, pa.Array]:
 
 
 def _window_columns(plan: EventsPlan, chunk: _View) -> dict[str, pa.Array]:
+    """Every aggregate of one events source; per measure the inputs are read once, per window the blocks cut once."""
     columns: dict[str, pa.Array] = {}
+    starts: dict[int, np.ndarray] = {}
+
+    def start_of(window: int) -> np.ndarray:
+        if window not in starts:
+            starts[window] = chunk.search(chunk.points.cutoff - window)
+        return starts[window]
+
+    numeric = {}
+    for i, measure in enumerate(plan.measures):
+        outs = [o for o in plan.outputs if o.measure == i]
+        if measure.kind == "distinct":
+            columns.update(_distinct_outputs(chunk, measure, outs))
+        elif measure.kind == "count":
+            prefix = np.concatenate([[0], np.cumsum(_count_inputs(chunk, measure))])
+            columns.update({o.name: pa.array(prefix[chunk.points.hi] - prefix[start_of(o.window_us)], pa.int64())
+                            for o in outs})
+        else:
+            numeric[i] = _numeric_inputs(chunk, measure)
     for window in plan.windows:
-        lo = chunk.search(chunk.points.cutoff - window)
-        blocks = parts = None
-        for i, measure in enumerate(plan.measures):
-            outs = [o for o in plan.outputs if o.measure == i and o.window_us == window]
-            if not outs:
-                continue
-            if measure.kind == "distinct":
-                columns.update(_distinct_outputs(chunk, measure, outs))
-            elif measure.kind == "count":
-                prefix = np.concatenate([[0], np.cumsum(_count_inputs(chunk, measure))])
-                columns.update({o.name: pa.array(prefix[chunk.points.hi] - prefix[lo], pa.int64()) for o in outs})
-            else:
-                if blocks is None:
-                    blocks = _blocks(chunk, window)
-                    parts = _Parts(chunk, blocks, window, lo)
-                columns.update(_numeric_outputs(chunk, measure, outs, blocks, parts))
+        uses = {i: [o for o in plan.outputs if o.measure == i and o.window_us == window] for i in numeric}
+        uses = {i: outs for i, outs in uses.items() if outs}
+        if not uses:
+            continue
+        blocks = _blocks(chunk, window)
+        parts = _Parts(chunk, blocks, window, start_of(window))
+        for i, outs in uses.items():
+            columns.update(_numeric_outputs(numeric[i], outs, blocks, parts))
     return columns
 
 
