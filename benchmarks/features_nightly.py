@@ -1,0 +1,85 @@
+"""Nightly build of one new as-of date of card_fraud with the previous days' tiles stored, vs the old single-date build.
+
+Data: the ``sparkml-ops demo-data`` tables of ``--raw`` in ``--state-dir`` (e.g. the 20M-row set of
+``features_backfill.py``: 200k customers, 100 days; or the 120-day demo set of
+``features_training_scaling.py``). Spec: ``conf/features/card_fraud.yaml`` (43 features, windows up
+to 90 days).
+
+First the build of the day before the last is run once, so the tiles of every day but the newest
+are stored. Then, side by side in one run, each timed ``--runs`` times:
+* the nightly build of the last day (statistics off): the tiles of the newest source day are
+  dropped before each run, so each run computes that one day from its raw partition, checks the
+  fingerprints of the other 89 and reads their tiles;
+* the old single-date build (``benchmarks/features_baseline.py``), which reads 90 raw days.
+The two partitions written are compared column by column. Target: nightly >= 3x faster.
+
+    .venv/bin/python benchmarks/features_nightly.py --state-dir DIR --raw bench_raw_20m --days 100 [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from featbench import START, median, settings_for, timed
+
+from sparkml_ops.features import build_features, feature_columns, load_feature_spec
+from sparkml_ops.features.state import state_table
+from sparkml_ops.io.spark import spark_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from features_baseline import old_build  # noqa: E402
+
+
+def compare(spark, new_table: str, old_table: str, day: str, names: list[str]) -> list[str]:
+    """Features whose values differ between the two partitions (doubles to 1e-9 relative)."""
+    new = spark.table(new_table).where(f"as_of_date = '{day}'").alias("n")
+    old = spark.table(old_table).where(f"as_of_date = '{day}'").alias("o")
+    joined = new.join(old, on="customer_id", how="full")
+    exprs = [f"sum(CASE WHEN NOT (n.{c} <=> o.{c}) AND NOT (abs(n.{c} - o.{c}) <= 1e-9 * greatest(abs(o.{c}), 1)) "
+             f"THEN 1 ELSE 0 END) AS {c}" for c in names]
+    row = joined.selectExpr(*exprs, "sum(CASE WHEN n.customer_id IS NULL OR o.customer_id IS NULL THEN 1 ELSE 0 END) AS _rows")
+    diff = row.collect()[0].asDict()
+    return [c for c, n in diff.items() if n]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--raw", required=True, help="raw database holding the demo tables")
+    parser.add_argument("--days", type=int, required=True, help="days of demo data in it (from 2026-01-01)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--driver-memory", default="8g")
+    args = parser.parse_args()
+
+    s = settings_for(Path(args.state_dir), args.raw, driver_memory=args.driver_memory)
+    last = START + timedelta(days=args.days - 1)
+    newest = (last - timedelta(days=1)).isoformat()  # the source day a build of `last` adds (1-day lag)
+    with spark_session(s, app_name="bench-nightly") as spark:
+        spec = load_feature_spec("card_fraud", s)
+        state = state_table(s, spec, "tx")
+        table = f"{s.hive.databases.features}.{spec.name}"
+        old_table = f"{table}_old"
+        build_features(spark, s, spec, [last - timedelta(days=1)], compute_stats=False)  # tiles of all days but the newest
+
+        def nightly():
+            spark.sql(f"ALTER TABLE {state} DROP IF EXISTS PARTITION (ds = '{newest}')")
+            result = build_features(spark, s, spec, [last], compute_stats=False)
+            assert result.state_rebuilt == {"tx": [newest]}, result.state_rebuilt
+
+        new = timed("nightly build, 1 new day of tiles", nightly, args.runs)
+        old = timed("old single-date build", lambda: old_build(spark, spec, old_table, [last]), args.runs)
+        differ = compare(spark, table, old_table, last.isoformat(), [n for n, _ in feature_columns(spec)])
+        rows = spark.table(table).where(f"as_of_date = '{last}'").count()
+    print(f"\n{'one new as-of date of card_fraud (' + args.raw + ')':<52}{'median s':>10}")
+    print(f"{'nightly build, tiles of the previous days stored':<52}{median(new):>10.1f}")
+    print(f"{'old single-date build (90 raw days)':<52}{median(old):>10.1f}")
+    print(f"\nspeed-up: {median(old) / median(new):.2f}x (target >= 3x); {rows:,} rows written;"
+          f" columns that differ from the old build: {differ or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
