@@ -39,10 +39,9 @@ from sparkml_ops.io.spark import spark_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from features_baseline import old_build  # noqa: E402
+from features_vs_pandas import FUNCS, WINDOWS, pandas_windows  # noqa: E402
 
 DAYS, CUSTOMERS, DATES = 100, 200_000, 30
-WINDOWS = (1, 7, 30, 90)
-FUNCS = ("count", "sum", "mean", "min", "max")
 SPEC = """\
 name: backfill_{tag}
 entity_keys: [customer_id]
@@ -110,8 +109,6 @@ def child(args) -> int:
 
 def pandas_backfill(table_dir: Path, dates: list[date], out_dir: Path) -> tuple[float, list]:
     """The same 20 features for each date in one process: (seconds, totals of the last date)."""
-    import numpy as np
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
@@ -127,20 +124,7 @@ def pandas_backfill(table_dir: Path, dates: list[date], out_dir: Path) -> tuple[
     out_dir.mkdir(parents=True)
     check = None
     for day in dates:
-        cutoff = np.datetime64(day.isoformat(), "us")  # end of the as-of date minus the 1-day lag
-        age = cutoff - ts
-        parts = []
-        for w in WINDOWS:
-            mask = (age > np.timedelta64(0, "us")) & (age <= np.timedelta64(w, "D"))
-            g = df.loc[mask].groupby("customer_id", observed=True)["amount"].agg(list(FUNCS))
-            g.columns = [f"tx_amount_{f}_{w}d" for f in FUNCS]
-            parts.append(g)
-        res = pd.concat(parts, axis=1)
-        for w in WINDOWS:
-            res[f"tx_amount_count_{w}d"] = res[f"tx_amount_count_{w}d"].fillna(0).astype("int64")
-            res[f"tx_amount_sum_{w}d"] = res[f"tx_amount_sum_{w}d"].fillna(0.0)
-        res = res.reset_index()
-        res["customer_id"] = res["customer_id"].astype(str)
+        res = pandas_windows(df, ts, day)
         res["as_of_date"] = day.isoformat()
         pq.write_table(pa.Table.from_pandas(res, preserve_index=False), out_dir / f"as_of_date={day}.parquet")
         check = [len(res), int(res["tx_amount_count_90d"].sum()), round(float(res["tx_amount_sum_7d"].sum()), 2)]

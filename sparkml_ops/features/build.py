@@ -115,6 +115,25 @@ def source_ranges(spec: FeatureSpec, days: Sequence[date]) -> tuple[dict[str, tu
     return ranges, required
 
 
+def _check_required(spark: SparkSession, name: str, src: SourceSpec, df: DataFrame, need: list[str]) -> None:
+    """Every required day partition exists and holds rows (one metastore listing, one count of those days)."""
+    part = src.partition_column
+    missing = missing_partitions(spark, src.table, part, need)
+    if missing:
+        raise DataValidationError(
+            f"source '{name}': partition {part}={missing[0]} of {src.table} is missing"
+            f" ({len(missing)} of {len(need)} required day(s) missing); nothing was written.",
+            hint="Load that day first, or build an earlier as-of date.",
+        )
+    counts = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
+    empty = [d for d in need if not counts.get(d)]
+    if empty:
+        raise DataValidationError(
+            f"source '{name}': partition {part}={empty[0]} of {src.table} is empty; nothing was written.",
+            hint="Reload that day's data, then rerun.",
+        )
+
+
 def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple[date, date]],
                  required: dict[str, list[str]]) -> dict[str, DataFrame]:
     """Read and check every source: schema, required partitions, non-empty; then prepare its rows.
@@ -130,21 +149,8 @@ def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple
         df = spark.table(src.table)
         if src.kind == "events":
             part = src.partition_column
-            need = required.get(name, [])
-            missing = missing_partitions(spark, src.table, part, need)
-            if missing:
-                raise DataValidationError(
-                    f"source '{name}': partition {part}={missing[0]} of {src.table} is missing"
-                    f" ({len(missing)} of {len(need)} required day(s) missing); nothing was written.",
-                    hint="Load that day first, or build an earlier as-of date.",
-                )
-            counts = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
-            empty = [d for d in need if not counts.get(d)]
-            if empty:
-                raise DataValidationError(
-                    f"source '{name}': partition {part}={empty[0]} of {src.table} is empty; nothing was written.",
-                    hint="Reload that day's data, then rerun.",
-                )
+            if required.get(name):
+                _check_required(spark, name, src, df, required[name])
             first, last = ranges[name]
             df = df.where(F.col(part).between(first.isoformat(), last.isoformat()))
         elif df.limit(1).count() == 0:

@@ -178,4 +178,5 @@ def require_rows(count: int, what: str, hint: str) -> None:
         raise DataValidationError(f"{what} is empty.", hint=hint)
 
 
-__all__ = ["Feature", "compute_features", "prepare_source", "check_source_schema", "require_rows"]
+__all__ = ["Feature", "FeatureStream", "analyse_sql", "check_source_schema", "compute_features", "events_plan", "feature_stream",
+           "prepare_source", "require_rows", "window_aggregates"]
