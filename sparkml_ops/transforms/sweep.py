@@ -216,16 +216,25 @@ class _Clock:
         return ent * self.span + (np.clip(t, self.low, self.high) - self.low)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """The points of a chunk: entity codes, instants (µs), and the chunk's search clock."""
+
+    ent: np.ndarray
+    instants: np.ndarray
+    clock: _Clock
+
+
 class _View:
     """The rows of one source and the points, with their cutoffs for that source's lag."""
 
-    def __init__(self, table: pa.Table, ent: np.ndarray, mask: np.ndarray, points: tuple[np.ndarray, np.ndarray],
-                 lag_us: int, clock: _Clock, tiled: bool = False):
-        self.tiled, self.clock = tiled, clock
+    def __init__(self, table: pa.Table, ent: np.ndarray, mask: np.ndarray, asked: _Asked, lag_us: int, tiled: bool = False):
+        self.tiled, self.clock = tiled, asked.clock
+        clock = asked.clock
         t = _column(table, TIME, np.int64, 0)
         r_ent, r_t = ent[mask], t[mask]
         self.rows = _Rows(table.filter(pa.array(mask)), r_ent, r_t, clock.key(r_ent, r_t))
-        p_ent, cutoff = points[0], points[1] - lag_us
+        p_ent, cutoff = asked.ent, asked.instants - lag_us
         qkey = clock.key(p_ent, cutoff)
         self.points = _Points(p_ent, cutoff, qkey, np.searchsorted(self.rows.key, qkey, "left"))
 
@@ -379,7 +388,7 @@ def _numeric_outputs(inputs: tuple[np.ndarray, ...], outputs: list[Output], bloc
         fwd, bwd = _scan_both(mx, blocks, np.maximum, -np.inf)
         res["max"] = np.maximum(np.where(parts.fwd_ok, fwd[parts.f], -np.inf), np.where(parts.bwd_ok, bwd[parts.g], -np.inf))
     if "stddev" in funcs:
-        res["stddev"] = _stddev(n, mean, m2, blocks, parts, n_f, n_b, res)
+        res["stddev"] = _stddev(inputs, blocks, parts, (n_f, n_b), res)
     out = {}
     for o in outputs:
         if o.func == "count":
@@ -392,8 +401,11 @@ def _numeric_outputs(inputs: tuple[np.ndarray, ...], outputs: list[Output], bloc
     return out
 
 
-def _stddev(n, mean, m2, blocks: _Blocks, parts: _Parts, n_f, n_b, res) -> np.ndarray:
+def _stddev(inputs: tuple[np.ndarray, ...], blocks: _Blocks, parts: _Parts, counts: tuple[np.ndarray, np.ndarray],
+            res: dict[str, np.ndarray]) -> np.ndarray:
     """Sample standard deviation of the two parts merged with Chan's formula; exactly 0 for equal values."""
+    n, _, _, _, mean, m2 = inputs
+    n_f, n_b = counts
     k_f, s1, s2 = _shifted_moments(n, mean, m2, blocks, first=True)
     s1_f, s2_f = (blocks.scan(a, np.add, 0.0) for a in (s1, s2))
     k_b, r1, r2 = _shifted_moments(n, mean, m2, blocks, first=False)
@@ -556,15 +568,15 @@ def sweep_chunk(plan: SweepPlan, table: pa.Table) -> pa.Table:
     p_ent, instants, columns = _points(plan, table, ent, kind)
     if not len(p_ent):
         return pa.table(columns)
-    clock = _clock(plan, instants)
+    asked = _Asked(p_ent, instants, _clock(plan, instants))
     present = np.zeros(len(p_ent), dtype=bool)
     for ep in plan.events:
-        view = _View(table, ent, (kind == KIND_ROW) & (src == ep.source), (p_ent, instants), ep.lag_us, clock, ep.tiled)
+        view = _View(table, ent, (kind == KIND_ROW) & (src == ep.source), asked, ep.lag_us, ep.tiled)
         cols, known = _events(ep, view)
         columns.update(cols)
         present |= known
     for ap in plan.attributes:
-        view = _View(table, ent, (kind == KIND_ROW) & (src == ap.source), (p_ent, instants), ap.lag_us, clock)
+        view = _View(table, ent, (kind == KIND_ROW) & (src == ap.source), asked, ap.lag_us)
         cols, known = _attributes(ap, view)
         columns.update(cols)
         present |= known
