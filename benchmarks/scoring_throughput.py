@@ -172,10 +172,10 @@ def output_floor(spark, model, table: str, scores_table: str) -> float:
     from datetime import datetime
 
     from sparkml_ops.io.tables import insert_partitions
-    from sparkml_ops.scoring import _output_rows
+    from sparkml_ops.transforms.scoring import output_rows
 
     def write(scored) -> None:
-        rows = _output_rows(scored, ["customer_id"], 0.5, 1, "bench-output-floor", datetime(2026, 1, 15))
+        rows = scored.transform(output_rows(["customer_id"], 0.5, 1, "bench-output-floor", datetime(2026, 1, 15)))
         insert_partitions(rows, scores_table, {"score_date": DAY.isoformat(), "model_name": "bench_output_floor"})
 
     return timed_floor(spark, model, table, write)
@@ -227,6 +227,7 @@ def _run(argv: list[str] | None, work: Path) -> int:
     args = parser.parse_args(argv)
 
     from sparkml_ops.config import load_settings
+    from sparkml_ops.identifiers import ModelRef
     from sparkml_ops.io import ops_tables
     from sparkml_ops.io.spark import spark_session
     from sparkml_ops.registry import Provenance, Signature, open_registry
@@ -240,9 +241,10 @@ def _run(argv: list[str] | None, work: Path) -> int:
     models = train_models()
     registry = open_registry(settings)
     sig = Signature(inputs=[(c, "double") for c in FEATURES], outputs=[("score", "double")])
-    refs = {name: registry.publish(f"bench_{name}", m, flavor="sklearn", provenance=prov, signature=sig,
-                                   lineage={"feature_set": "bench_fs", "entity_keys": ["customer_id"]}).ref
-            for name, m in models.items()}
+    published = {name: registry.publish(f"bench_{name}", m, flavor="sklearn", provenance=prov, signature=sig,
+                                        lineage={"feature_set": "bench_fs", "entity_keys": ["customer_id"]})
+                 for name, m in models.items()}
+    refs = {name: ModelRef(mv.name, version=mv.version) for name, mv in published.items()}
     results: dict[str, dict[str, list[float]]] = {}
     with spark_session(settings, app_name="bench-scoring") as spark:
         spark.sql("CREATE DATABASE IF NOT EXISTS ml_features")

@@ -72,8 +72,10 @@ def build(c, allow_dirty=False, conf_dir=None, set_=None, log_format=None):
     _finish(body)
 
 
-@task(help={"env": ENVS_HELP, "build": "build id (default: the newest build)", **COMMON_HELP}, iterable=["set_"])
-def deploy(c, env, build=None, conf_dir=None, set_=None, log_format=None):
+@task(help={"env": ENVS_HELP, "build": "build id (default: the newest build)",
+            "change": "change ticket to record in the audit trail (optional for a deploy)", **COMMON_HELP},
+      iterable=["set_"])
+def deploy(c, env, build=None, change=None, conf_dir=None, set_=None, log_format=None):
     """Upload, verify, install, smoke-test, then switch every edge node of ENV to the build."""
     from sparkml_ops.deploy.manifest import latest_build
     from sparkml_ops.deploy.service import deploy_build
@@ -81,7 +83,8 @@ def deploy(c, env, build=None, conf_dir=None, set_=None, log_format=None):
     def body() -> int:
         settings = _settings(env, conf_dir, set_, log_format)
         builds = _builds_dir(settings)
-        _print_report(deploy_build(settings, builds, build or latest_build(builds), user=getpass.getuser()))
+        _print_report(deploy_build(settings, builds, build or latest_build(builds), user=getpass.getuser(),
+                                   change_id=change))
         return 0
 
     _finish(body)

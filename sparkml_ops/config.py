@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from sparkml_ops.configfile import Frozen, KeyProblem, YamlFile, key_problems, rule
 from sparkml_ops.errors import ConfigError
@@ -140,6 +140,9 @@ class DeploySettings(Frozen):
     bastion: SshHost | None = None
     base_dir: str = "/opt/sparkml-ops"
     hdfs_dir: str | None = None
+    # Where `trace` and `status` read hdfs_dir from without SSH: webhdfs://namenode:9870 (default: the
+    # registry's NameNode when registry.uri is WebHDFS; the registry's auth is used), or file:// for a mount.
+    hdfs_read_uri: str | None = Field(default=None, pattern=r"^(file|webhdfs|swebhdfs)://[^/]*/?$")
     connect_timeout_s: float = Field(default=15.0, gt=0)
     keep_releases: int = Field(default=5, ge=2)
     ssh_config: str | None = None
@@ -179,6 +182,36 @@ class FeaturesSettings(Frozen):
     max_dates_per_run: int = Field(default=31, ge=1)
 
 
+class SmtpSettings(Frozen):
+    """The site's SMTP relay for alert e-mail; the password only from ``conf/private/`` (or an environment variable)."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    to: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = Field(min_length=1)
+    user: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None  # a PEM bundle of the site's CA when the relay's certificate is not in the system's store
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AlertSettings(Frozen):
+    """Where alerts go in this environment (README "Alerts"); with neither a command nor SMTP, they are only logged and recorded.
+
+    ``command`` is run without a shell, with the alert as JSON on its standard input.
+    """
+
+    command: tuple[str, ...] = ()
+    command_timeout_s: float = Field(default=60.0, gt=0)
+    smtp: SmtpSettings | None = None
+    events: tuple[Literal["failed_run", "drift", "missing_run"], ...] = ("failed_run", "drift", "missing_run")
+    drift_level: Literal["warn", "fail"] = "fail"
+    table: HiveName = "alerts"
+
+
 class Settings(Frozen):
     """The whole effective configuration of one environment."""
 
@@ -190,6 +223,7 @@ class Settings(Frozen):
     deploy: DeploySettings = DeploySettings()
     logging: LoggingSettings = LoggingSettings()
     features: FeaturesSettings = FeaturesSettings()
+    alerts: AlertSettings = AlertSettings()
     # The config directory this was loaded from (feature specs and model configs live beside it)
     # and the files and variables that contributed, lowest precedence first; both set by the loader.
     conf_dir: Path | None = None
@@ -197,8 +231,8 @@ class Settings(Frozen):
 
     def secret_values(self) -> tuple[str, ...]:
         """Secret strings to mask in logs."""
-        pw = self.hive.jdbc_password
-        return (pw.get_secret_value(),) if pw and pw.get_secret_value() else ()
+        secrets = (self.hive.jdbc_password, self.alerts.smtp.password if self.alerts.smtp else None)
+        return tuple(pw.get_secret_value() for pw in secrets if pw and pw.get_secret_value())
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as plain data with secrets masked, for ``config show``."""
@@ -241,12 +275,31 @@ def load_settings(
     _check_env(env, conf_path)
     layers = _layers(conf_path, env, environ, overrides)
     merged, origin = _merged(layers)
+    _check_private(origin, conf_path)
     data = _resolved(merged, env, base, environ.get("JAVA_HOME"))
     data.update(env=env, sources=[source for source, _ in layers], conf_dir=str(conf_path))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, env, conf_path)) from exc
+
+
+# Secrets that must not sit in a committed file (conf/base.yaml, conf/<env>.yaml): they are shipped in conf.tar.gz.
+PRIVATE_KEYS = (("alerts", "smtp", "password"),)
+
+
+def _check_private(origin: Mapping[tuple[str, ...], str], conf_dir: Path) -> None:
+    """Refuse a secret set in a committed config file.
+
+    Raises:
+        ConfigError: naming the file and key, and where the secret belongs.
+    """
+    for key in PRIVATE_KEYS:
+        source = origin.get(key, "")
+        if source.endswith(".yaml") and Path(source).parent == conf_dir:
+            raise ConfigError(f"{source}: key '{'.'.join(key)}' is a secret and this file is committed and shipped with "
+                              f"every build; move it to {conf_dir / PRIVATE_DIR}/<env>.yaml (git-ignored) or "
+                              f"SPARKML_OPS_{'__'.join(k.upper() for k in key)}.")
 
 
 def _conf_dir(conf_dir: str | Path, base: Path) -> Path:

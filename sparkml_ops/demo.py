@@ -51,7 +51,7 @@ TX_COLUMNS = [
 ]
 LABEL_COLUMNS = [
     ColumnDef("customer_id", "string", "card holder"),
-    ColumnDef("event_time", "timestamp", "UTC time of the customer's first transaction that day"),
+    ColumnDef("event_time", "timestamp", "00:00 UTC of ds: when the score of the day before (as_of_date = ds - 1) is made"),
     ColumnDef("label", "int", "1 if any transaction of the customer that day was fraud"),
 ]
 DS = ColumnDef("ds", "string", "UTC day YYYY-MM-DD")

@@ -16,6 +16,10 @@ EXIT_INTEGRITY = 5
 EXIT_REMOTE = 6
 EXIT_REFUSED = 7
 EXIT_CONFLICT = 8
+EXIT_AUTH = 9  # Kerberos: no or refused credentials (issue 13)
+EXIT_MISSING_RUN = 10  # `monitor check` only: no successful score run for the date (an alert was sent)
+EXIT_INPUTS_CHANGED = 11
+EXIT_NOT_REPRODUCED = 12
 EXIT_INTERRUPTED = 130
 
 
@@ -97,6 +101,18 @@ class ConflictError(SparkMLOpsError):
     """A concurrent writer or an existing object prevents the operation; retrying may succeed."""
 
     exit_code = EXIT_CONFLICT
+
+
+class InputsChangedError(SparkMLOpsError):
+    """What a model version was trained from changed since (spec, config, source partitions): not reproduced."""
+
+    exit_code = EXIT_INPUTS_CHANGED
+
+
+class NotReproducedError(SparkMLOpsError):
+    """A retrained model differs from the registered version beyond the tolerance."""
+
+    exit_code = EXIT_NOT_REPRODUCED
 
 
 class PathExistsError(ConflictError):

@@ -50,6 +50,21 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
+def check_project_name(name: str) -> str:
+    """Return ``name`` if a new model project may use it: a model name that is also a Hive and a Python name.
+
+    ``new-model NAME`` names a feature table and an estimator module after the model, so '-' is refused.
+
+    Raises:
+        UsageError: the name breaks one of the three rules.
+    """
+    check_name(name)
+    if "-" in name:
+        raise UsageError(f"model name {name!r} cannot start a new model project: its feature table and module are "
+                         f"named after it, so use '_' instead of '-' (e.g. {name.replace('-', '_')!r}).")
+    return name
+
+
 def is_hive_identifier(value: object) -> bool:
     """True when ``value`` is a Hive identifier (database, table or column)."""
     return isinstance(value, str) and HIVE_IDENTIFIER_RE.fullmatch(value) is not None

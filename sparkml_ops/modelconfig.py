@@ -40,6 +40,13 @@ class EstimatorConfig(Frozen):
         return self
 
 
+class RulesConfig(Frozen):
+    """A rules model instead of an estimator: a Spark SQL expression over the feature columns, ``{name}`` thresholds."""
+
+    expression: str = Field(min_length=1)
+    thresholds: dict[str, float] = {}
+
+
 class TrainingConfig(Frozen):
     """Time split and sampling of the training set."""
 
@@ -58,6 +65,10 @@ class ScoringConfig(Frozen):
     psi_warn: float = Field(default=0.1, ge=0)
     psi_fail: float = Field(default=0.25, ge=0)
     fail_on_drift: bool = False
+    # Per-feature drift (ml_ops.feature_drift), computed while the scores are written; limits for its status.
+    feature_drift: bool = True
+    feature_psi_warn: float = Field(default=0.1, ge=0)
+    feature_psi_fail: float = Field(default=0.25, ge=0)
     arrow_batch_size: int = Field(default=10_000, ge=100)
 
 
@@ -76,16 +87,29 @@ class ModelConfig(Frozen):
 
     name: ModelName
     description: str = ""
+    # binary: a 0/1 label, the score is P(1); regression: a numeric label, the score is the prediction.
+    task: Literal["binary", "regression"] = "binary"
+    # Free text for the model card of every version's report: what the scores are for, and what they are not.
+    intended_use: str = ""
+    limitations: str = ""
     feature_set: str
     label_table: TableName
     label_column: str = "label"
-    estimator: EstimatorConfig
+    # Exactly one of the two: an estimator to fit, or rules (SQL) to evaluate as they are.
+    estimator: EstimatorConfig | None = None
+    rules: RulesConfig | None = None
     training: TrainingConfig = TrainingConfig()
     scoring: ScoringConfig = ScoringConfig()
     gate: GateConfig = GateConfig()
     tags: dict[str, str] = {}
     # Directory of the config file; user factory modules are looked up there first.
     source_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _estimator_or_rules(self) -> "ModelConfig":
+        if (self.estimator is None) == (self.rules is None):
+            raise ValueError("set exactly one of 'estimator' (a model to fit) or 'rules' (a SQL expression to evaluate)")
+        return self
 
 
 def model_config_path(conf_dir: Path, name: str) -> Path:

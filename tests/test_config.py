@@ -95,7 +95,7 @@ def test_unknown_key_names_file_key_and_allowed_keys(conf):
         load_settings("dev", conf, environ={})
     assert str(err.value) == (
         f"invalid configuration: {conf / 'dev.yaml'}: unknown key 'sparkk'; allowed keys: "
-        "deploy, env, features, hive, logging, registry, spark, state_dir."
+        "alerts, deploy, env, features, hive, logging, registry, spark, state_dir."
     )
     assert err.value.exit_code == EXIT_USAGE == 2
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from sparkml_ops.quickstart import run_chain
+from sparkml_ops.quickstart import QuickstartOptions, run_chain
 from sparkml_ops.registry import Provenance, open_registry
 
 pytestmark = pytest.mark.spark
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.spark
 
 def test_whole_chain_scores_every_customer_with_the_trained_model_and_records_lineage(spark, local_settings):
     prov = Provenance(user="quickstart-test", host="ci", git_commit="0123abc", build_id="0.1.0+0123abc")
-    report = run_chain(spark, local_settings, prov, today=date(2026, 5, 1), customers=200, tx_per_day=300,
-                       history_days=60)
+    report = run_chain(spark, local_settings, prov, QuickstartOptions(today=date(2026, 5, 1), customers=200, tx_per_day=300,
+                                                                 history_days=60))
 
     steps = dict(report.steps)
     assert steps["demo data"] == "18000 transactions 2026-03-02..2026-04-30 in ml_raw.card_transactions"

@@ -11,6 +11,7 @@ import pytest
 
 from sparkml_ops.errors import DataValidationError, IntegrityError, ModelNotFoundError, RefusedError
 from sparkml_ops.evaluation import score_baseline
+from sparkml_ops.identifiers import parse_ref
 from sparkml_ops.modelconfig import ModelConfig
 from sparkml_ops.registry import Provenance, Signature, open_registry
 from sparkml_ops.scoring import run_scoring
@@ -66,7 +67,7 @@ def _scores(spark, settings, day):
 def test_scores_match_the_model_exactly_with_decision_and_lineage_columns(spark, local_settings, published, caplog):
     model, X, mv = published
     with caplog.at_level("INFO", logger="sparkml_ops.scoring"):
-        result = run_scoring(spark, local_settings, _config(), "t_score_model@champion", [D1], PROV)
+        result = run_scoring(spark, local_settings, _config(), parse_ref("t_score_model@champion"), [D1], PROV)
     assert "in the JVM as a linear expression" in caplog.text  # a logistic regression needs no Python workers
     assert (result.rows_in, result.rows_out, result.model_version, result.exit_code) == (200, 200, mv.version, 0)
     rows = _scores(spark, local_settings, "2026-03-01")
@@ -83,8 +84,8 @@ def test_scores_match_the_model_exactly_with_decision_and_lineage_columns(spark,
 
 
 def test_rerun_replaces_exactly_that_partition_and_records_runs(spark, local_settings, published):
-    first = run_scoring(spark, local_settings, _config(), "t_score_model@champion", [D1, D2], PROV)
-    second = run_scoring(spark, local_settings, _config(), "t_score_model@champion", [D2], PROV)
+    first = run_scoring(spark, local_settings, _config(), parse_ref("t_score_model@champion"), [D1, D2], PROV)
+    second = run_scoring(spark, local_settings, _config(), parse_ref("t_score_model@champion"), [D2], PROV)
     d1 = _scores(spark, local_settings, "2026-03-01")
     d2 = _scores(spark, local_settings, "2026-03-02")
     assert len(d1) == 200 and {r.run_id for r in d1} == {first.run_id}
@@ -115,7 +116,7 @@ def test_rerun_replaces_exactly_that_partition_and_records_runs(spark, local_set
 def test_missing_feature_partition_fails_with_exit_3_and_writes_nothing(spark, local_settings, published):
     before = spark.sql(f"SELECT count(*) FROM {local_settings.hive.databases.scores}.scores").first()[0] if spark.catalog.tableExists(f"{local_settings.hive.databases.scores}.scores") else 0
     with pytest.raises(DataValidationError) as err:
-        run_scoring(spark, local_settings, _config(), "t_score_model@champion", [D1, date(2026, 3, 5)], PROV)
+        run_scoring(spark, local_settings, _config(), parse_ref("t_score_model@champion"), [D1, date(2026, 3, 5)], PROV)
     assert err.value.exit_code == 3
     assert str(err.value).startswith(
         f"feature table {local_settings.hive.databases.features}.{FS} has no partition as_of_date=2026-03-05; nothing was scored."
@@ -139,7 +140,7 @@ def test_mistyped_feature_column_is_refused_before_any_work(spark, local_setting
                      signature=Signature(inputs=[("f1", "double"), ("f2", "double")]),
                      lineage={"feature_set": "t_scoring_bad", "entity_keys": ["customer_id"]})
     with pytest.raises(DataValidationError) as err:
-        run_scoring(spark, local_settings, _config(), f"t_score_model:{mv.version}", [D1], PROV)
+        run_scoring(spark, local_settings, _config(), parse_ref(f"t_score_model:{mv.version}"), [D1], PROV)
     assert str(err.value).startswith(
         f"feature table {db}.t_scoring_bad does not match the model's input signature: missing columns ['f2'], "
         "mistyped columns: f1 is string, model expects double. Present: ['as_of_date', 'customer_id', 'f1']."
@@ -150,15 +151,31 @@ def test_drift_above_limit_fails_when_configured_but_keeps_scores(spark, local_s
     db = local_settings.hive.databases.features
     spark.sql(f"INSERT OVERWRITE TABLE {db}.{FS} PARTITION (as_of_date='2026-03-09') SELECT concat('c', id), 5.0D, 5.0D FROM range(100)")
     with pytest.raises(RefusedError) as err:
-        run_scoring(spark, local_settings, _config(fail_on_drift=True), "t_score_model@champion", [date(2026, 3, 9)], PROV)
+        run_scoring(spark, local_settings, _config(fail_on_drift=True), parse_ref("t_score_model@champion"), [date(2026, 3, 9)], PROV)
     assert err.value.exit_code == 7
     assert "score drift above psi_fail=0.25 for t_score_model:" in str(err.value)
     assert len(_scores(spark, local_settings, "2026-03-09")) == 100
 
 
+def test_refused_drift_run_is_recorded_with_exit_7_its_row_counts_and_no_marker(spark, local_settings, published):
+    db = local_settings.hive.databases.features
+    spark.sql(f"INSERT OVERWRITE TABLE {db}.{FS} PARTITION (as_of_date='2026-03-10') SELECT concat('c', id), 5.0D, 5.0D FROM range(50)")
+    with pytest.raises(RefusedError):
+        run_scoring(spark, local_settings, _config(fail_on_drift=True), parse_ref("t_score_model@champion"), [date(2026, 3, 10)], PROV)
+    runs = spark.sql(
+        f"SELECT status, exit_code, model_name, rows_in, rows_out, message FROM {local_settings.hive.databases.ops}.job_runs "
+        "WHERE job = 'score' AND start_date = '2026-03-10'"
+    ).collect()
+    assert [(r.status, r.exit_code, r.model_name, r.rows_in, r.rows_out) for r in runs] == [("failed", 7, "t_score_model", 50, 50)]
+    assert runs[0].message.startswith("score drift above psi_fail=0.25 for t_score_model:")
+    root = Path(spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:"))
+    partition = root / f"{local_settings.hive.databases.scores}.db" / "scores" / "score_date=2026-03-10" / "model_name=t_score_model"
+    assert partition.is_dir() and not (partition / "_SUCCESS").exists()
+
+
 def test_unknown_alias_and_tampered_artifact(spark, local_settings, published):
     with pytest.raises(ModelNotFoundError):
-        run_scoring(spark, local_settings, _config(), "t_score_model@nope", [D1], PROV)
+        run_scoring(spark, local_settings, _config(), parse_ref("t_score_model@nope"), [D1], PROV)
     model, _, _ = published
     reg = open_registry(local_settings)
     mv = reg.publish("t_score_model", model, flavor="sklearn", provenance=PROV,
@@ -169,7 +186,7 @@ def test_unknown_alias_and_tampered_artifact(spark, local_settings, published):
     victim.chmod(0o644)
     victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
     with pytest.raises(IntegrityError):
-        run_scoring(spark, local_settings, _config(), f"t_score_model:{mv.version}", [D1], PROV)
+        run_scoring(spark, local_settings, _config(), parse_ref(f"t_score_model:{mv.version}"), [D1], PROV)
 
 
 def test_spark_ml_pipeline_model_is_scored_in_the_jvm_with_the_same_output_schema(spark, local_settings, published):
@@ -186,7 +203,7 @@ def test_spark_ml_pipeline_model_is_scored_in_the_jvm_with_the_same_output_schem
                      signature=Signature(inputs=[("f1", "double"), ("f2", "double")], outputs=[("score", "double")]),
                      lineage={"feature_set": FS, "entity_keys": ["customer_id"]})
     config = _config().model_copy(update={"name": "t_spark_model"})
-    result = run_scoring(spark, local_settings, config, f"t_spark_model:{mv.version}", [D1, D2], PROV)
+    result = run_scoring(spark, local_settings, config, parse_ref(f"t_spark_model:{mv.version}"), [D1, D2], PROV)
     assert (result.rows_in, result.rows_out, result.exit_code) == (400, 400, 0)
     expected = {r.customer_id: float(r.probability[1]) for r in
                 model.transform(spark.table(f"{db}.{FS}").where("as_of_date = '2026-03-02'")).collect()}
@@ -201,11 +218,11 @@ def test_spark_ml_pipeline_model_is_scored_in_the_jvm_with_the_same_output_schem
 def test_entity_key_is_the_key_itself_or_the_keys_joined_with_a_pipe(spark):
     from datetime import datetime
 
-    from sparkml_ops.scoring import _output_rows
+    from sparkml_ops.transforms.scoring import output_rows
 
     frame = spark.createDataFrame([("C1", 7, 0.9), (None, 8, 0.1)], "customer_id string, card int, score double")
-    one = _output_rows(frame, ["customer_id"], None, 1, "r", datetime(2026, 1, 1)).select("entity_key", "decision").collect()
-    two = _output_rows(frame, ["customer_id", "card"], 0.5, 1, "r", datetime(2026, 1, 1)).select("entity_key", "decision").collect()
+    one = frame.transform(output_rows(["customer_id"], None, 1, "r", datetime(2026, 1, 1))).select("entity_key", "decision").collect()
+    two = frame.transform(output_rows(["customer_id", "card"], 0.5, 1, "r", datetime(2026, 1, 1))).select("entity_key", "decision").collect()
     # A NULL key part is skipped, as Hive's concat_ws does; a single NULL key becomes '' either way.
     assert [tuple(r) for r in one] == [("C1", None), ("", None)]
     assert [tuple(r) for r in two] == [("C1|7", 1), ("8", 0)]
@@ -222,7 +239,7 @@ def test_scores_outside_zero_one_get_quantiles_of_their_own_range(spark, local_s
         signature=Signature(inputs=[("f1", "double"), ("f2", "double")], outputs=[("score", "double")]),
         lineage={"feature_set": FS, "entity_keys": ["customer_id"]})
     config = _config().model_copy(update={"name": "t_regressor"})
-    result = run_scoring(spark, local_settings, config, f"t_regressor:{mv.version}", [D1], PROV)
+    result = run_scoring(spark, local_settings, config, parse_ref(f"t_regressor:{mv.version}"), [D1], PROV)
     scores = np.array([r.score for r in spark.sql(
         f"SELECT score FROM {local_settings.hive.databases.scores}.scores WHERE model_name = 't_regressor'").collect()])
     assert len(scores) == 200 and scores.min() < -5 and scores.max() > 5

@@ -8,15 +8,16 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from sparkml_ops import __version__
-from sparkml_ops.cli import admin, features, jobs, models
+from sparkml_ops.cli import admin, features, jobs, lifecycle, models, monitoring
 from sparkml_ops.entrypoint import add_global_options, guarded, settings_from_args
 
 # Each module adds its command group; a new group is one import and one entry here.
-GROUPS = (admin, models, jobs, features)
+GROUPS = (admin, models, jobs, features, lifecycle, monitoring)
 
 EPILOG = """exit codes: 0 ok, 1 unexpected error (bug), 2 usage or configuration, 3 data validation,
 4 not found, 5 integrity (checksum), 6 remote system unreachable, 7 refused by a gate,
-8 conflict with a concurrent writer, 130 interrupted. See README.md."""
+8 conflict with a concurrent writer, 10 missing run (monitor check), 11 inputs changed and
+12 not reproduced (models reproduce), 130 interrupted. See README.md."""
 
 
 def build_parser() -> argparse.ArgumentParser:

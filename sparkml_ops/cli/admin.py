@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sparkml_ops import admin
-from sparkml_ops.quickstart import run_quickstart
+from sparkml_ops.quickstart import MODEL, QuickstartOptions, run_quickstart
 from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import provenance_from_environment
@@ -27,6 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     init.set_defaults(handler=_init)
 
     quick = commands.add_parser("quickstart", help="run the whole chain on the embedded default and show the result")
+    quick.add_argument("--model", default=MODEL, help=f"the model config to run (default {MODEL}; e.g. one from new-model)")
     quick.set_defaults(handler=_quickstart)
 
     sql = commands.add_parser("sql", help="run one Spark SQL statement on this environment's metastore")
@@ -90,7 +91,7 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _quickstart(args: argparse.Namespace, settings: Settings) -> int:
-    report = run_quickstart(settings, provenance_from_environment())
+    report = run_quickstart(settings, provenance_from_environment(), QuickstartOptions(model=args.model))
     print_table(["step", "result"], report.steps)
     print(f"\nTop scores in the Hive view (model {report.model_ref}):\n")
     print_table(report.sample_columns, report.sample_rows)

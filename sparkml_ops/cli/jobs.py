@@ -34,11 +34,12 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     start, end = parse_iso_date(args.date_from, "--from"), parse_iso_date(args.date_to, "--to")
     if end < start:
         raise UsageError(f"--to {end} is before --from {start}.")
-    from sparkml_ops.training import run_training  # imports sklearn and the feature layer: only when training
+    from sparkml_ops.training import TrainingWindow, run_training  # imports sklearn and the feature layer: only when training
 
     config = load_model_config(settings.conf_dir, args.model)
     with spark_session(settings, app_name=f"sparkml-ops-train-{config.name}") as spark:
-        result = run_training(spark, settings, config, start, end, provenance_from_environment(), dry_run=args.dry_run)
+        result = run_training(spark, settings, config, TrainingWindow(start, end), provenance_from_environment(),
+                              dry_run=args.dry_run)
     summary = {"run_id": result.run_id, "model": result.model_name, "version": result.version, "dry_run": result.dry_run,
                "metrics": result.metrics, "champion": result.gate.champion, "challenger": result.gate.challenger,
                "gate_reasons": result.gate.reasons}
@@ -56,9 +57,10 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     from sparkml_ops.scoring import run_scoring
 
     dates = dates_from_args(args)
-    config = load_model_config(settings.conf_dir, parse_ref(args.model).name)
+    ref = parse_ref(args.model)  # the one parse of --model; everything below takes the ModelRef
+    config = load_model_config(settings.conf_dir, ref.name)
     with spark_session(settings, app_name=f"sparkml-ops-score-{config.name}") as spark:
-        result = run_scoring(spark, settings, config, args.model, dates, provenance_from_environment())
+        result = run_scoring(spark, settings, config, ref, dates, provenance_from_environment())
     summary = {"run_id": result.run_id, "model": result.model_name, "version": result.model_version,
                "dates": result.dates, "table": result.table, "rows": result.rows_out, "psi": result.psi}
     if args.json:

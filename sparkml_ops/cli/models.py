@@ -1,4 +1,4 @@
-"""The ``models`` command group: list, show, verify, alias, archive, history, export, import, gc."""
+"""The ``models`` command group: list, show, verify, alias, archive, history, export, import, report, gc."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from sparkml_ops.cli.lifecycle import register_reproduce
 from sparkml_ops.cli.output import print_json, print_table
 from sparkml_ops.config import Settings
 from sparkml_ops.entrypoint import provenance_from_environment
@@ -50,6 +51,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = add("import", "verify a tar from 'models export' and publish it as a new version; FILE '-' is stdin", _import)
     p.add_argument("file", help="the tar to read, or - for stdin")
     p.add_argument("--name", help="publish under this model name instead of the exported one")
+    p = add("report", "regenerate the HTML model report of a version from its stored evaluation data (no retraining)",
+            _report, json_flag=False)
+    p.add_argument("ref", help=REF_HELP)
+    p.add_argument("--out", help="the HTML file to write (default: report-<name>-<version>.html); - for stdout")
+    register_reproduce(cmds)
     p = add("gc", "remove abandoned staging data of killed publishers", _gc)
     p.add_argument("--older-than-hours", type=float, default=None, metavar="H",
                    help="only data older than H hours (default: registry.staging_max_age_hours, 24)")
@@ -202,4 +208,17 @@ def _gc(args: argparse.Namespace, settings: Settings) -> int:
         print(f"removed {len(removed)} abandoned staging entries older than {hours} h")
         for path in removed:
             print(f"  {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from sparkml_ops.cli.monitoring import write_html
+    from sparkml_ops.monitoring import model_report
+
+    ref = parse_ref(args.ref)
+    report = model_report(settings, ref)
+    name = report.title.split()[-1].replace(":", "-")
+    where = write_html(report.html, args.out or f"report-{name}.html")
+    if where != "stdout":
+        print(f"{report.title} written to {where}")
     return 0

@@ -195,13 +195,22 @@ def append_audit(host: RemoteHost, layout: Layout, record: dict) -> None:
 def read_audit(host: RemoteHost, layout: Layout) -> list[dict]:
     """All audit records of the host, oldest first (unparseable lines are reported, not skipped)."""
     text = host.run(f"cat {quote([layout.audit])} 2>/dev/null || true").stdout
+    return parse_audit(text, f"{host.name}: {layout.audit}")
+
+
+def parse_audit(text: str, where: str) -> list[dict]:
+    """The records of an audit trail's text (one JSON object per line), oldest first.
+
+    Raises:
+        IntegrityError: a line is not JSON (``where`` names the trail in the message).
+    """
     records = []
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))
             except ValueError as exc:
-                raise IntegrityError(f"{host.name}: {layout.audit} line {n} is not JSON; the trail was tampered with.") from exc
+                raise IntegrityError(f"{where} line {n} is not JSON; the trail was tampered with.") from exc
     return records
 
 

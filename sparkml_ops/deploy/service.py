@@ -162,8 +162,11 @@ def _audit_hdfs(settings: Settings, conn: RemoteHost, records: Sequence[dict]) -
         conn.run(cmd, stdin=lines)
 
 
-def deploy_build(settings: Settings, builds_dir: Path, build_id: str, *, user: str) -> ActionReport:
+def deploy_build(settings: Settings, builds_dir: Path, build_id: str, *, user: str,
+                 change_id: str | None = None) -> ActionReport:
     """Upload, verify, install and smoke-test ``build_id`` on every edge node, then switch all of them.
+
+    ``change_id`` (a change ticket, optional for a deploy) is recorded in every audit record of it.
 
     Raises:
         NotFoundError: the build is not in the store.
@@ -171,7 +174,7 @@ def deploy_build(settings: Settings, builds_dir: Path, build_id: str, *, user: s
         RefusedError: a smoke test failed (nothing was switched).
         RemoteError/HostKeyError: a host is unreachable or untrusted (nothing was switched).
     """
-    return _deploy(settings, builds_dir, build_id, "deploy", DeployRequest(user))
+    return _deploy(settings, builds_dir, build_id, "deploy", DeployRequest(user, change_id))
 
 
 def _deploy(settings: Settings, builds_dir: Path, build_id: str, action: str, request: DeployRequest) -> ActionReport:

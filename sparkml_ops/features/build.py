@@ -46,7 +46,12 @@ class BuildResult:
 
 def feature_table(settings: Settings, spec: FeatureSpec) -> str:
     """``<hive.databases.features>.<spec name>``."""
-    return f"{settings.hive.databases.features}.{spec.name}"
+    return feature_table_name(settings, spec.name)
+
+
+def feature_table_name(settings: Settings, feature_set: str) -> str:
+    """The Hive table the build writes feature set ``feature_set`` to: ``<hive.databases.features>.<feature_set>``."""
+    return f"{settings.hive.databases.features}.{feature_set}"
 
 
 def feature_table_columns(spec: FeatureSpec) -> list[ColumnDef]:

@@ -163,6 +163,12 @@ def parse_duration_us(text: str) -> int:
     return n * US_PER_HOUR * (24 if match.group(2) == "d" else 1)
 
 
+def spec_directory(settings: Settings) -> Path:
+    """Where named specs live: ``features.spec_dir``, relative to the config directory unless absolute."""
+    spec_dir = Path(settings.features.spec_dir).expanduser()
+    return spec_dir if spec_dir.is_absolute() else (settings.conf_dir or Path("conf")) / spec_dir
+
+
 def resolve_spec_path(path_or_name: str | Path, settings: Settings) -> Path:
     """A spec file path: an existing path as given, else ``<conf_dir>/<features.spec_dir>/<name>.yaml``.
 
@@ -175,9 +181,7 @@ def resolve_spec_path(path_or_name: str | Path, settings: Settings) -> Path:
         if candidate.is_file():
             return candidate.resolve()
         raise FeatureSpecError(f"feature spec file {candidate} does not exist.")
-    spec_dir = Path(settings.features.spec_dir).expanduser()
-    if not spec_dir.is_absolute():
-        spec_dir = (settings.conf_dir or Path("conf")) / spec_dir
+    spec_dir = spec_directory(settings)
     path = spec_dir / f"{text}.yaml"
     if path.is_file():
         return path.resolve()

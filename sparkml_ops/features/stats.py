@@ -10,10 +10,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from sparkml_ops.config import Settings
+from sparkml_ops.evaluation import QUANTILES
 from sparkml_ops.features.spec import FeatureSpec, feature_columns
 from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, is_numeric
 
-QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 QUANTILE_NAMES = tuple(f"p{int(q * 100):02d}" for q in QUANTILES)
 
 STATS_COLUMNS = [

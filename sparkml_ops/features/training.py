@@ -31,6 +31,7 @@ def _ts_literal(moment: datetime):
     return F.lit(moment.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
 
 
+# params: session, settings and spec like every feature function, then the label query (table, dates, column).
 def training_set(
     spark: SparkSession,
     settings: Settings,

@@ -1,4 +1,4 @@
-"""Hive tables that scheduling and monitoring rely on: scores, the latest-score view, run records, score stats.
+"""Hive tables that scheduling and monitoring rely on: scores, the latest-score view, run records, score stats, feature drift.
 
 Every table has column comments, so ``DESCRIBE`` in beeline documents it for analysts.
 Writes select columns by name before ``insertInto`` (which matches by position).
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sparkml_ops.errors import RemoteError, SparkMLOpsError, exit_code_for
-from sparkml_ops.io.tables import ColumnDef, ensure_table
+from sparkml_ops.io.tables import ColumnDef, add_missing_columns, ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,6 +67,9 @@ RUNS_COLUMNS: tuple[ColumnDef, ...] = _columns(
     ("started_at", "TIMESTAMP", "Start, UTC"),
     ("finished_at", "TIMESTAMP", "End, UTC"),
     ("message", "STRING", "Error message when failed; details as JSON when successful"),
+    # Added later: older tables gain them (NULL in older rows) on the next run, see _append_run_record.
+    ("build_id", "STRING", "Build the job ran from (fab build id); NULL outside a deployed release"),
+    ("git_commit", "STRING", "Git commit of the code that ran"),
 )
 RUNS_PARTITIONS: tuple[ColumnDef, ...] = _columns(("run_date", "STRING", "UTC date the run started, YYYY-MM-DD"),)
 
@@ -82,6 +85,45 @@ STATS_COLUMNS: tuple[ColumnDef, ...] = _columns(
     ("computed_at", "TIMESTAMP", "When computed, UTC"),
 )
 STATS_PARTITIONS: tuple[ColumnDef, ...] = _columns(("score_date", "STRING", "Business date scored, YYYY-MM-DD"),)
+
+
+FEATURE_DRIFT_TABLE = "feature_drift"
+DRIFT_COLUMNS: tuple[ColumnDef, ...] = _columns(
+    ("run_id", "STRING", "Scoring run id; join ml_ops.job_runs.run_id and ml_ops.score_stats.run_id"),
+    ("model_name", "STRING", "Model name"),
+    ("model_version", "INT", "Model version whose training baseline the feature is compared with"),
+    ("feature", "STRING", "Input feature of the model (a column of its feature table)"),
+    ("kind", "STRING", "numeric (PSI on the training quantile bins) | categorical (PSI on the training category shares)"),
+    ("rows", "BIGINT", "Rows scored for this date: the population, to read next to the drift"),
+    ("baseline_rows", "BIGINT", "Rows of the training split the baseline was computed on"),
+    ("null_rate", "DOUBLE", "Share of scored rows where the feature is NULL"),
+    ("baseline_null_rate", "DOUBLE", "Share of training rows where the feature was NULL"),
+    ("min_value", "DOUBLE", "Smallest value scored (numeric features; NULL for categorical)"),
+    ("max_value", "DOUBLE", "Largest value scored (numeric features; NULL for categorical)"),
+    ("baseline_min", "DOUBLE", "Smallest training value (numeric features)"),
+    ("baseline_max", "DOUBLE", "Largest training value (numeric features)"),
+    ("out_of_range", "BIGINT", "Numeric: values below baseline_min or above baseline_max; categorical: values not seen in training"),
+    ("psi", "DOUBLE", "Population stability index of the non-null values versus training (empty bins floored at 1e-4); NULL without values"),
+    ("psi_status", "STRING", "ok | warn | fail, by the model's scoring.feature_psi_warn / feature_psi_fail"),
+    ("shares", "STRING", "JSON: bins (edges or categories), current and training shares per bin (categorical: unseen last)"),
+    ("computed_at", "TIMESTAMP", "When computed, UTC"),
+)
+DRIFT_PARTITIONS: tuple[ColumnDef, ...] = _columns(("score_date", "STRING", "Business date scored, YYYY-MM-DD"),)
+
+
+ALERT_COLUMNS: tuple[ColumnDef, ...] = _columns(
+    ("alert_id", "STRING", "Unique alert id (also in the hook's JSON and the e-mail)"),
+    ("event", "STRING", "failed_run | drift | missing_run"),
+    ("severity", "STRING", "error | warning"),
+    ("model_name", "STRING", "Model the alert is about"),
+    ("run_id", "STRING", "Run that raised it, when one did; join ml_ops.job_runs.run_id"),
+    ("subject", "STRING", "One-line summary, the e-mail subject"),
+    ("payload", "STRING", "The JSON document sent to the command hook"),
+    ("channels", "STRING", "JSON: per channel (command, smtp) 'ok' or the delivery error"),
+    ("delivered", "BOOLEAN", "True when every configured channel took the alert"),
+    ("raised_at", "TIMESTAMP", "When raised, UTC"),
+)
+ALERT_PARTITIONS: tuple[ColumnDef, ...] = _columns(("alert_date", "STRING", "UTC date the alert was raised, YYYY-MM-DD"),)
 
 
 def ensure_scores_table(spark: "SparkSession", db: str) -> str:
@@ -111,6 +153,66 @@ def ensure_stats_table(spark: "SparkSession", db: str) -> str:
     table = f"{db}.{SCORE_STATS_TABLE}"
     ensure_table(spark, table, STATS_COLUMNS, STATS_PARTITIONS, "Score distribution per scoring run and date (sparkml-ops)")
     return table
+
+
+def ensure_feature_drift_table(spark: "SparkSession", db: str) -> str:
+    """The per-feature drift table (one row per scoring run, date and input feature); returns its name."""
+    table = f"{db}.{FEATURE_DRIFT_TABLE}"
+    ensure_table(spark, table, DRIFT_COLUMNS, DRIFT_PARTITIONS,
+                 "Per-feature drift of model inputs per scoring run and date, against the training baseline (sparkml-ops)")
+    return table
+
+
+def ensure_alerts_table(spark: "SparkSession", db: str, name: str) -> str:
+    """The alert record table (one row per alert, delivered or not); returns its name."""
+    table = f"{db}.{name}"
+    ensure_table(spark, table, ALERT_COLUMNS, ALERT_PARTITIONS, "Alerts raised and whether they were delivered (sparkml-ops)")
+    return table
+
+
+def _rows(frame: "DataFrame") -> list[dict[str, Any]]:
+    """A small, bounded result as plain dicts (callers filter to one model and a date range first)."""
+    return [r.asDict() for r in frame.collect()]
+
+
+def latest_score_stats(spark: "SparkSession", db: str, model: str, start: str, end: str) -> list[dict[str, Any]]:
+    """The ``score_stats`` row of the latest run per score date of ``model`` in ``start..end`` (one row per date)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    table = f"{db}.{SCORE_STATS_TABLE}"
+    if not spark.catalog.tableExists(table):
+        return []
+    latest = Window.partitionBy("score_date").orderBy(F.col("computed_at").desc(), F.col("run_id").desc())
+    frame = (spark.table(table).where((F.col("model_name") == model) & F.col("score_date").between(start, end))
+             .withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n"))
+    return _rows(frame.orderBy("score_date"))
+
+
+def feature_drift_rows(spark: "SparkSession", db: str, model: str, run_ids: Sequence[str], start: str,
+                       end: str) -> list[dict[str, Any]]:
+    """The ``feature_drift`` rows of ``run_ids`` for ``model`` in ``start..end`` (one per date and feature)."""
+    from pyspark.sql import functions as F
+
+    table = f"{db}.{FEATURE_DRIFT_TABLE}"
+    if not run_ids or not spark.catalog.tableExists(table):
+        return []
+    frame = spark.table(table).where((F.col("model_name") == model) & F.col("score_date").between(start, end)
+                                     & F.col("run_id").isin(list(run_ids)))
+    return _rows(frame.drop("shares"))
+
+
+def job_run_rows(spark: "SparkSession", db: str, model: str, start: str, end: str, job: str | None = None) -> list[dict[str, Any]]:
+    """The ``job_runs`` rows of ``model`` whose business dates overlap ``start..end`` (optionally of one job)."""
+    from pyspark.sql import functions as F
+
+    table = f"{db}.{RUNS_TABLE}"
+    if not spark.catalog.tableExists(table):
+        return []
+    where = (F.col("model_name") == model) & (F.col("start_date") <= end) & (F.col("end_date") >= start)
+    if job is not None:
+        where = where & (F.col("job") == job)
+    return _rows(spark.table(table).where(where))
 
 
 def partition_location(spark: "SparkSession", table: str, spec: Mapping[str, str]) -> str:
@@ -162,6 +264,7 @@ def _append_run_record(spark: "SparkSession", ops_db: str, record: dict[str, Any
     """Best effort: a failure to record must not hide the job's own error."""
     try:
         table = f"{ops_db}.{RUNS_TABLE}"
+        add_missing_columns(spark, table, RUNS_COLUMNS)  # a table from an older release: same rows, new columns
         ensure_table(spark, table, RUNS_COLUMNS, RUNS_PARTITIONS, "One row per job run (sparkml-ops)")
         row = {**record, "run_date": record["started_at"].date().isoformat()}
         append_rows(spark, table, [row], (*RUNS_COLUMNS, *RUNS_PARTITIONS))

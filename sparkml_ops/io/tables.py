@@ -106,6 +106,24 @@ def ensure_table(
     return True
 
 
+def add_missing_columns(spark: "SparkSession", table: str, columns: Sequence[ColumnDef]) -> list[str]:
+    """Add to an existing table the columns of ``columns`` it lacks, after its data columns, with their comments.
+
+    For tables whose definition grew at the end: rows written before read NULL in the new columns.
+
+    Returns:
+        The names of the columns added (none when the table is missing or complete).
+    """
+    if not table_exists(spark, table):
+        return []
+    present = {name.lower() for name in table_schema(spark, table)}
+    new = [c for c in columns if c.name.lower() not in present]
+    if new:
+        spark.sql(f"ALTER TABLE {table} ADD COLUMNS ("
+                  + ", ".join(f"`{c.name}` {normalize_type(c.type)} COMMENT '{_quote(c.comment)}'" for c in new) + ")")
+    return [c.name for c in new]
+
+
 def table_schema(spark: "SparkSession", table: str) -> dict[str, str]:
     """Column name -> Spark simple type string of a table, partition columns included, in table order.
 

@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -125,6 +125,10 @@ class _Digest:
         return {"size": digest.size, "sha256": digest.sha256.hexdigest()}
 
 
+# Files that name their own version (a report): made from the version being claimed, see Staging.commit.
+Rendered = Callable[["ModelVersion"], Mapping[str, bytes]]
+
+
 class Staging:
     """The files of one version in the making, in a private directory under ``_staging/``.
 
@@ -171,13 +175,16 @@ class Staging:
         return {"path": path, "size": digest.size, "sha256": digest.sha256.hexdigest()}
 
     def commit(self, body: dict, provenance: Provenance, *, event: Literal["publish", "import"] = "publish",
-               event_extra: dict | None = None) -> ModelVersion:
+               event_extra: dict | None = None, rendered: Rendered | None = None) -> ModelVersion:
         """Publish the staged files as the next version, by one atomic rename; a lost race takes the next number.
 
         Args:
             body: the manifest without ``name`` and ``version``; its ``files`` must list exactly the staged files.
             provenance: who publishes, for the history entry.
             event: the history event, with ``event_extra`` added to its record.
+            rendered: files that name the version (e.g. a report): called with the version being claimed
+                (its manifest lists the other files) and written, hashed and listed before the rename;
+                called again if a lost race moves to the next number.
 
         Raises:
             IntegrityError: the staged files differ from ``body['files']``; nothing was published.
@@ -192,6 +199,8 @@ class Staging:
         for _ in range(MAX_CLAIM_ATTEMPTS):
             version = reg._next_version(self.name)
             manifest = draft.render(self.name, version)
+            if rendered is not None:
+                manifest = self._with_rendered(manifest, rendered)
             reg.storage.write(join(self.path, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
             try:
                 reg.storage.rename_noreplace(self.path, join(self.name, str(version)))
@@ -209,6 +218,18 @@ class Staging:
             f"could not claim a version number for {self.name!r} in {reg.uri} after {MAX_CLAIM_ATTEMPTS} attempts.",
             hint="Too many concurrent publishers; retrying is safe.",
         )
+
+    def _with_rendered(self, manifest: dict, rendered: Rendered) -> dict:
+        """``manifest`` with the files ``rendered`` makes for its version written and listed (replacing a lost race's)."""
+        made = rendered(ModelVersion(self.name, manifest["version"], manifest))
+        listed = {f["path"] for f in manifest["files"]}
+        entries = []
+        for path, data in made.items():
+            if path in listed or safe_relpath(path) == mf.MANIFEST:
+                raise ValueError(f"rendered file {path!r} is already staged or is the manifest")
+            self._registry.storage.write(join(self.path, path), data, overwrite=True)
+            entries.append({"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        return {**manifest, "files": sorted([*manifest["files"], *entries], key=lambda f: f["path"])}
 
     def _check_staged(self, files: list[dict]) -> None:
         stored = dict(self._registry.storage.walk_files(self.path))
@@ -241,20 +262,26 @@ class ModelRegistry:
 
     def publish(
         self, name: str, model: Any, *, flavor: str, provenance: Provenance,
-        # More than six parameters on purpose: the manifest's descriptive fields, one optional keyword-only
+        # params: more than six on purpose: the manifest's descriptive fields, one optional keyword-only
         # argument each, named as in manifest.json, so a call reads like the manifest it writes.
         signature: Signature | None = None,
         params: dict | None = None, metrics: dict | None = None, lineage: dict | None = None,
         tags: dict[str, str] | None = None, description: str = "", extra: dict | None = None,
+        files: Mapping[str, bytes] | None = None, rendered: Rendered | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return it.
 
         Files are written through :meth:`stage`, checked, and made visible by one atomic rename to
         ``<name>/<next version>``; a lost race retries with the next number.
 
+        ``files`` are more files of the version (e.g. ``evaluation/summary.json``), by path inside it;
+        ``rendered`` makes files that name the version (see :meth:`Staging.commit`). Both are listed
+        in the manifest and checksummed like the model; read them back with :meth:`read_file`.
+
         Raises:
             UsageError: bad name or unknown flavor.
-            TypeError, ValueError: the model does not fit the flavor, or metadata is not plain JSON.
+            TypeError, ValueError: the model does not fit the flavor, metadata is not plain JSON, or a file
+                path is unsafe or taken by the model's own files.
             ConflictError: no version number could be claimed after many attempts.
         """
         check_name(name)
@@ -281,11 +308,13 @@ class ModelRegistry:
             "extra": mf.checked_json(dict(extra or {}), "extra"),
         }
         with self.stage(name) as staging:
-            files = self._stage_model(fl, model, staging)
+            entries = self._stage_model(fl, model, staging)
             body["environment"] = mf.environment_spec(fl.packages)
             env_bytes = json.dumps(body["environment"], indent=2, sort_keys=True).encode()
-            files.append(staging.write(mf.ENVIRONMENT, env_bytes))
-            return staging.commit({**body, "files": sorted(files, key=lambda f: f["path"])}, provenance)
+            entries.append(staging.write(mf.ENVIRONMENT, env_bytes))
+            entries += _stage_more(staging, entries, files or {})
+            return staging.commit({**body, "files": sorted(entries, key=lambda f: f["path"])}, provenance,
+                                  rendered=rendered)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[Staging]:
@@ -484,6 +513,20 @@ class ModelRegistry:
         """Stream one file of ``mv`` as stored, unverified: the caller checks it against the manifest entry."""
         return self.storage.read_chunks(_version_dir(mv, path))
 
+    def read_file(self, ref: ModelRef | str | ModelVersion, path: str) -> bytes:
+        """One file of a version (e.g. ``evaluation/summary.json``), returned only if its size and sha256 match the manifest.
+
+        Raises:
+            NotFoundError: the manifest lists no such file (e.g. a version trained before it was stored).
+            IntegrityError: the stored file is missing or differs from the manifest.
+        """
+        mv = self._version(ref)
+        entry = next((f for f in mv.manifest["files"] if f["path"] == path), None)
+        if entry is None:
+            raise NotFoundError(f"{mv.ref} in {self.uri} has no file {path!r}; its files: "
+                                f"{', '.join(f['path'] for f in mv.manifest['files'])}.")
+        return bytes(self._verified_bytes(mv, entry, keep=True))
+
     def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytearray | None:
         """Read one listed file while hashing it; bytes are returned only if size and sha256 match."""
         path = _version_dir(mv, entry["path"])
@@ -663,6 +706,15 @@ class ModelRegistry:
                 removed.append(path)
                 log.info("gc removed %s/%s", self.uri, path)
         return removed
+
+
+def _stage_more(staging: Staging, staged: list[dict], files: Mapping[str, bytes]) -> list[dict]:
+    """Stage the caller's extra files of a version; none may replace a file already staged (the model's own)."""
+    taken = {f["path"] for f in staged}
+    clash = sorted(p for p in files if p in taken)
+    if clash:
+        raise ValueError(f"files {clash} are the model's own files of the version; store extra files under another path")
+    return [staging.write(path, data) for path, data in files.items()]
 
 
 def _version_dir(mv: ModelVersion, *parts: str) -> str:

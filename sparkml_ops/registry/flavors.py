@@ -1,7 +1,8 @@
 """How model objects become files and back: the flavor plug-in registry.
 
 Built in: ``sklearn`` (joblib), ``pyfunc`` (any object with ``predict(pandas.DataFrame)``,
-cloudpickled) and ``sparkml`` (a Spark ML ``PipelineModel``, Spark's own writer). A new
+cloudpickled), ``sparkml`` (a Spark ML ``PipelineModel``, Spark's own writer) and ``sql_rules`` (a SQL
+expression with named thresholds, :class:`~sparkml_ops.transforms.rules.RulesModel`, as JSON). A new
 flavor is a :class:`Flavor` subclass passed to :func:`register_flavor`, or published by a
 package under the ``sparkml_ops.flavors`` entry-point group; the registry core never changes.
 
@@ -18,6 +19,7 @@ from importlib import metadata
 from typing import Any, ClassVar
 
 from sparkml_ops.errors import UsageError
+from sparkml_ops.transforms.rules import RulesModel, params_of
 
 ENTRY_POINT_GROUP = "sparkml_ops.flavors"
 
@@ -141,6 +143,27 @@ class SparkMLFlavor(DirectoryFlavor):
         return PipelineModel.load(uri)
 
 
+class RulesFlavor(BytesFlavor):
+    """A rules model (SQL over feature columns, named thresholds), stored as JSON; nothing is unpickled."""
+
+    name = "sql_rules"
+    packages = ("pyspark",)
+    file_name = "rules.json"
+
+    def check(self, model: Any) -> None:
+        if not isinstance(model, RulesModel):
+            raise TypeError(f"flavor 'sql_rules' needs a sparkml_ops.transforms.rules.RulesModel, got {type(model).__name__}")
+
+    def describe(self, model: Any) -> dict[str, Any]:
+        return {**super().describe(model), **params_of(model)}
+
+    def dumps(self, model: Any) -> bytes:
+        return model.to_json()
+
+    def loads(self, data: bytes | bytearray) -> Any:
+        return RulesModel.from_json(data)
+
+
 _FLAVORS: dict[str, Flavor] = {}
 
 
@@ -182,5 +205,5 @@ def known_flavors() -> list[str]:
     return sorted(_FLAVORS)
 
 
-for _builtin in (SklearnFlavor(), PyFuncFlavor(), SparkMLFlavor()):
+for _builtin in (SklearnFlavor(), PyFuncFlavor(), SparkMLFlavor(), RulesFlavor()):
     register_flavor(_builtin)

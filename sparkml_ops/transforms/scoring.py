@@ -12,6 +12,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,13 +62,55 @@ def cached_model(blob: bytes | Callable[[], bytes], sha256: str, loads: Callable
 
 
 def predict_scores(model: Any, features: "Any") -> "Any":
-    """Positive-class probability for classifiers, else the model's ``predict`` output, as float64."""
+    """Positive-class probability for classifiers, else the model's ``predict`` output, as float64.
+
+    A Spark ML model (``PipelineModel``) is run by Spark on the pandas rows, as batch scoring runs it.
+    """
     import numpy as np
 
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(features))
         return proba[:, 1] if proba.ndim == 2 else proba
+    if is_spark_model(model):
+        return scores_in_spark(features, lambda keep: score_with_spark_model(model, keep))
     return np.asarray(model.predict(features), dtype="float64").reshape(-1)
+
+
+def is_spark_model(model: Any) -> bool:
+    """Whether ``model`` is a fitted Spark ML model (it transforms DataFrames in the JVM)."""
+    return type(model).__module__.startswith("pyspark.ml") and callable(getattr(model, "transform", None))
+
+
+ROW_COLUMN = "_sparkml_ops_row"  # keeps the pandas order through Spark
+
+
+def scores_in_spark(rows: "Any", transform: Callable[[Sequence[str]], Callable[["DataFrame"], "DataFrame"]],
+                    types: dict[str, str] | None = None) -> "Any":
+    """The ``score`` column a Spark transform appends to pandas ``rows``, in their order (needs an active session).
+
+    Args:
+        rows: the input columns; pandas' NaN becomes SQL NULL, as it was in the table the rows came from.
+        transform: given the columns to keep, the curried transform appending ``score``.
+        types: Spark types to cast columns back to (e.g. the model's signature); others keep their pandas type.
+
+    Raises:
+        RuntimeError: there is no active SparkSession.
+    """
+    import numpy as np
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError("this model is evaluated by Spark: start a SparkSession first")
+    types = types or {}
+    table = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
+    table = table.append_column(ROW_COLUMN, pa.array(np.arange(len(rows), dtype="int64")))
+    frame = spark.createDataFrame(table).select(
+        ROW_COLUMN, *[F.col(n).cast(types[n]).alias(n) if n in types else F.col(n) for n in rows.columns])
+    scored = frame.transform(transform([ROW_COLUMN])).orderBy(ROW_COLUMN).toArrow()
+    return np.asarray(scored.column(SCORE_COLUMN).to_numpy(zero_copy_only=False), dtype="float64")
 
 
 def score_with_model(
@@ -138,6 +181,52 @@ def score_with_spark_model(model: Any, keep_columns: Sequence[str], score_type: 
         else:
             score = F.col("prediction")
         return out.select(*keep, _as_score(score, score_type))
+
+    return transform
+
+
+def sql_score(sql: str, keep_columns: Sequence[str], score_type: str = "double") -> Callable[["DataFrame"], "DataFrame"]:
+    """Curried transform: keep ``keep_columns`` and append ``score``, a Spark SQL expression over the row (JVM only)."""
+    keep = list(keep_columns)
+
+    def transform(df: "DataFrame") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        return df.select(*keep, _as_score(F.expr(sql), score_type))
+
+    return transform
+
+
+def output_rows(keys: Sequence[str], threshold: float | None, version: int, run_id: str,
+                scored_at: datetime) -> Callable[["DataFrame"], "DataFrame"]:
+    """Curried transform: entity keys + ``score`` -> the scores table's data columns (all but its partition columns).
+
+    Args:
+        keys: the entity key columns, joined with ``|`` into ``entity_key`` (a single key is used as is).
+        threshold: the decision cut-off; ``None`` leaves ``decision`` and ``threshold`` NULL.
+        version: the model version written to every row.
+        run_id: the scoring run written to every row.
+        scored_at: the run's UTC time (naive), written to every row.
+    """
+    names = list(keys)
+
+    def transform(scored: "DataFrame") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        cut = F.lit(threshold).cast("double")
+        strings = [F.col(k).cast("string") for k in names]
+        # concat_ws copies every key; one key is used as is (coalesce keeps concat_ws's '' for NULL).
+        key = F.coalesce(strings[0], F.lit("")) if len(strings) == 1 else F.concat_ws("|", *strings)
+        return (
+            scored.withColumn("entity_key", key)
+            .withColumn("entity_key_names", F.lit("|".join(names)))
+            .withColumn("score", F.col(SCORE_COLUMN).cast("double"))
+            .withColumn("decision", F.when(cut.isNull(), F.lit(None)).otherwise((F.col(SCORE_COLUMN) >= cut).cast("int")))
+            .withColumn("threshold", cut)
+            .withColumn("model_version", F.lit(version).cast("int"))
+            .withColumn("run_id", F.lit(run_id))
+            .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
+        )
 
     return transform
 

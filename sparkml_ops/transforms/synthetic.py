@@ -238,13 +238,13 @@ def _timestamp(params: DemoParams, i: Column, cust: Column, day: Column, fraud: 
 def daily_labels() -> Callable[[DataFrame], DataFrame]:
     """Transactions with ``is_fraud`` -> one label per customer and active day.
 
-    ``event_time`` is the customer's first transaction of the day (when the question "is this
-    card compromised?" first arises); ``label`` is 1 if any transaction that day was fraudulent.
+    ``event_time`` is 00:00 UTC of the day: the moment a score of the day before is made (feature
+    partition ``as_of_date`` = the day before holds the features known then), so a training row
+    sees exactly what a score sees. ``label`` is 1 if any transaction that day was fraudulent.
     """
 
     def apply(df: DataFrame) -> DataFrame:
-        return df.groupBy("customer_id", "ds").agg(
-            F.min("ts").alias("event_time"), F.max("is_fraud").cast("int").alias("label")
-        ).select("customer_id", "event_time", "label", "ds")
+        return df.groupBy("customer_id", "ds").agg(F.max("is_fraud").cast("int").alias("label")).select(
+            "customer_id", F.to_timestamp(F.col("ds")).alias("event_time"), "label", "ds")
 
     return apply

@@ -1,0 +1,166 @@
+"""Per-feature drift in the score job: wall time with drift on vs off, side by side (issue 14's budget: <= +15%).
+
+The score job (``run_scoring``: Hive feature table in, scores table out, statistics, records) runs on N rows
+x 40 float features with a model whose manifest carries a per-feature baseline (10 quantile bins each),
+alternately with ``scoring.feature_drift`` on and off, for LogisticRegression (scored in the JVM, the
+cheapest job, so the largest relative cost) and HistGradientBoostingClassifier (Python workers).
+
+Usage:
+    .venv/bin/python benchmarks/feature_drift.py --rows 5000000 --repeat 3 [--models logreg hgb]
+
+Prints each run's seconds, the medians and the median of the per-run ratios on/off per model. With --floor,
+then times three passes over the same rows into Spark's ``noop`` sink (no Hive write, no statistics), alternating:
+the logistic score alone, the score plus the 40 drift code columns, and the score under the drift observation
+(codes, histograms, min, max), i.e. what drift costs the pass itself at the least.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FEATURES = [f"f{i:02d}" for i in range(40)]
+DAY = date(2026, 1, 15)
+FEATURE_SET = "drift_bench_fs"
+
+
+def make_table(spark, table: str, rows: int) -> None:
+    """N rows of 40 standard-normal features, as one as_of_date partition.
+
+    No NULLs: the models refuse a NULL feature, as the score job does with real data.
+    """
+    from pyspark.sql import functions as F
+
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+    cols = ", ".join(f"{c} DOUBLE" for c in FEATURES)
+    spark.sql(f"CREATE TABLE {table} (customer_id STRING, {cols}) PARTITIONED BY (as_of_date STRING) STORED AS PARQUET")
+    values = [F.randn(seed=i) + (0.2 if i % 10 == 0 else 0.0) for i in range(len(FEATURES))]  # a few drift a little
+    df = spark.range(rows, numPartitions=max(2, rows // 1_000_000)).select(
+        F.format_string("C%09d", F.col("id")).alias("customer_id"), *[v.alias(c) for v, c in zip(values, FEATURES)],
+        F.lit(DAY.isoformat()).alias("as_of_date"))
+    df.write.insertInto(table, overwrite=True)
+
+
+def publish_models(settings, models: list[str], n: int = 100_000) -> tuple[dict, dict, dict]:
+    """LogisticRegression and HGB on 40 features with score and per-feature baselines: refs, fitted models, the feature baseline."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from sparkml_ops.evaluation import feature_baseline, score_baseline
+    from sparkml_ops.registry import Provenance, Signature, open_registry
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
+    y = (X["f00"] - 0.5 * X["f01"] + 0.3 * X["f02"] * X["f03"] + rng.normal(scale=1.0, size=n) > 1.5).astype(int)
+    registry, refs, fitted = open_registry(settings), {}, {}
+    baseline = {c: feature_baseline(X[c], "double") for c in FEATURES}
+    candidates = {"logreg": LogisticRegression(max_iter=200), "hgb": HistGradientBoostingClassifier(max_iter=100, random_state=0)}
+    for name, model in ((f"drift_bench_{key}", candidates[key]) for key in models):
+        model.fit(X, y)
+        mv = registry.publish(name, model, flavor="sklearn", provenance=Provenance(user="bench", host="bench"),
+                              signature=Signature(inputs=[(c, "double") for c in FEATURES], outputs=[("score", "double")]),
+                              lineage={"feature_set": FEATURE_SET, "entity_keys": ["customer_id"]},
+                              extra={"baseline": score_baseline(model.predict_proba(X)[:, 1]), "feature_baseline": baseline})
+        refs[name], fitted[name] = mv.ref, model
+    return refs, fitted, baseline
+
+
+def config(name: str, drift: bool):
+    """The model config of a run: only the scoring section matters; drift on or off."""
+    from sparkml_ops.modelconfig import ModelConfig
+
+    return ModelConfig.model_validate({"name": name, "feature_set": FEATURE_SET, "label_table": "x.y",
+                                       "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                                       "scoring": {"threshold": 0.5, "feature_drift": drift}})
+
+
+def floor(spark, table: str, model, baseline: dict, repeat: int) -> None:
+    """Noop-sink passes: score alone, score + drift codes, score under the drift observation; prints the medians."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from sparkml_ops.transforms.drift import drift_codes, observe_drift
+    from sparkml_ops.transforms.scoring import linear_score_transform
+
+    codes = [f"__drift_code_{i}" for i in range(len(FEATURES))]
+    passes = {
+        "score": lambda df: df.transform(linear_score_transform(model, FEATURES, ["customer_id"])),
+        "score+codes": lambda df: df.transform(drift_codes(baseline)).transform(
+            linear_score_transform(model, FEATURES, ["customer_id", *codes])),
+        "score+observation": lambda df: df.transform(observe_drift(Observation(), baseline)).transform(
+            linear_score_transform(model, FEATURES, ["customer_id"])),
+    }
+    times: dict[str, list[float]] = {k: [] for k in passes}
+    for i in range(repeat):
+        for name in (list(passes) if i % 2 == 0 else list(passes)[::-1]):
+            start = time.perf_counter()
+            passes[name](spark.table(table).where(F.col("as_of_date") == DAY.isoformat())).write.format("noop").mode("overwrite").save()
+            times[name].append(time.perf_counter() - start)
+        print(f"floor run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items())
+              + f", load {os.getloadavg()[0]:.1f}", flush=True)
+    base = statistics.median(times["score"])
+    print("floor medians: " + ", ".join(f"{k} {statistics.median(v):.1f} s (+{statistics.median(v) - base:.1f} s)"
+                                        for k, v in times.items()), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--models", nargs="+", choices=["logreg", "hgb"], default=["logreg", "hgb"],
+                        help="which models to time (logreg, scored in the JVM, is the worst case)")
+    parser.add_argument("--floor", action="store_true",
+                        help="then time noop-sink passes: score alone, + drift codes, + drift observation (needs logreg)")
+    args = parser.parse_args()
+
+    from sparkml_ops.config import load_settings
+    from sparkml_ops.identifiers import parse_ref
+    from sparkml_ops.io.hive import ensure_databases
+    from sparkml_ops.io.spark import build_session
+    from sparkml_ops.registry import Provenance
+    from sparkml_ops.scoring import run_scoring
+
+    state = Path(tempfile.mkdtemp(prefix="drift-bench-"))
+    settings = load_settings("local", REPO / "conf", overrides=[f"state_dir={state}", "spark.master=local[2]",
+                                                                 "spark.conf.spark.driver.memory=6g",
+                                                                 "spark.conf.spark.sql.shuffle.partitions=4"],
+                             environ={k: v for k, v in os.environ.items() if k == "JAVA_HOME"})
+    spark = build_session(settings, app_name="bench-feature-drift")
+    ensure_databases(spark, settings.hive.databases)
+    make_table(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", args.rows)
+    refs, fitted, baseline = publish_models(settings, args.models)
+    prov = Provenance(user="bench", host="bench")
+    print(f"{args.rows} rows x {len(FEATURES)} features, local[2], {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    for name, ref in refs.items():
+        times: dict[bool, list[float]] = {True: [], False: []}
+        run_scoring(spark, settings, config(name, False), parse_ref(ref), [DAY], prov)  # warm-up (JIT, caches)
+        for i in range(args.repeat):
+            for drift in ((True, False) if i % 2 == 0 else (False, True)):  # alternate the order
+                start = time.perf_counter()
+                result = run_scoring(spark, settings, config(name, drift), parse_ref(ref), [DAY], prov)
+                times[drift].append(time.perf_counter() - start)
+                assert result.rows_out == args.rows
+            print(f"{name} run {i + 1}: on {times[True][-1]:.1f} s, off {times[False][-1]:.1f} s, "
+                  f"ratio {times[True][-1] / times[False][-1]:.3f}, load {os.getloadavg()[0]:.1f}", flush=True)
+        ratio = statistics.median(on / off for on, off in zip(times[True], times[False]))
+        print(f"{name}: medians on {statistics.median(times[True]):.1f} s / off {statistics.median(times[False]):.1f} s; "
+              f"median of per-run ratios {ratio:.3f} (+{100 * (ratio - 1):.1f}%, target <= +15%)", flush=True)
+    if args.floor and "drift_bench_logreg" in fitted:
+        floor(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", fitted["drift_bench_logreg"], baseline, args.repeat)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

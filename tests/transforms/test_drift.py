@@ -1,0 +1,101 @@
+"""Per-feature drift counted in Spark equals numpy on small data: a known shift gives a known PSI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparkml_ops.evaluation import PSI_EPSILON, feature_baseline, feature_psi
+from sparkml_ops.transforms.drift import drift_aggregates, drift_codes, drift_counts
+
+pytestmark = pytest.mark.spark
+
+TRAIN = (np.arange(1000) + 0.5) / 1000  # 1000 values, ten quantile bins of 100 each
+
+
+def _numpy_psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    e, a = np.maximum(expected, PSI_EPSILON), np.maximum(actual, PSI_EPSILON)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _drift(spark, baseline, rows, schema):
+    row = spark.createDataFrame(rows, schema).transform(drift_codes(baseline)).agg(*drift_aggregates(baseline)).first().asDict()
+    return drift_counts(row, baseline)
+
+
+def test_a_shift_by_one_bin_gives_the_psi_computed_by_hand_and_by_numpy(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    assert baseline["x"]["shares"] == pytest.approx([0.1] * 10) and baseline["x"]["null_rate"] == 0.0
+    shifted = TRAIN + 0.1  # every value moves up one bin: the first bin empties, the last doubles
+    rows = [(float(v),) for v in shifted] + [(None,)] * 250
+    counts = _drift(spark, baseline, rows, "x double")["x"]
+
+    numpy_counts = np.bincount(np.searchsorted(baseline["x"]["edges"], shifted, side="right"), minlength=10)
+    assert list(counts.counts) == numpy_counts.tolist() == [0] + [100] * 8 + [200]
+    psi = feature_psi(baseline["x"], counts.counts)
+    by_hand = (0.1 - PSI_EPSILON) * math.log(0.1 / PSI_EPSILON) + 0.1 * math.log(2)
+    assert psi == pytest.approx(by_hand, rel=1e-9) == pytest.approx(_numpy_psi(np.full(10, 0.1), numpy_counts / 1000))
+    assert round(psi, 4) == 0.7594
+    assert (counts.rows, counts.present, counts.null_rate) == (1250, 1000, 0.2)
+    assert (counts.min, counts.max) == pytest.approx((0.1005, 1.0995))
+    assert counts.out_of_range == 100  # above the training max 0.9995
+
+
+def test_the_same_distribution_has_zero_psi_and_no_value_out_of_range(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    counts = _drift(spark, baseline, [(float(v),) for v in TRAIN[::-1]], "x double")["x"]
+    assert feature_psi(baseline["x"], counts.counts) == 0.0
+    assert (counts.out_of_range, counts.null_rate) == (0, 0.0)
+
+
+def test_categorical_shares_with_an_unseen_category(spark):
+    train = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+    baseline = {"segment": feature_baseline(train + [None] * 25, "string")}
+    assert baseline["segment"] == {"type": "string", "rows": 125, "null_rate": 0.2, "kind": "categorical",
+                                   "categories": ["a", "b", "c"], "shares": [0.5, 0.3, 0.2]}
+    now = ["a"] * 20 + ["b"] * 30 + ["c"] * 30 + ["d"] * 20
+    counts = _drift(spark, baseline, [(v,) for v in now], "segment string")["segment"]
+    assert (counts.counts, counts.other, counts.out_of_range, counts.null_rate) == ((20, 30, 30), 20, 20, 0.0)
+    expected = _numpy_psi(np.array([0.5, 0.3, 0.2, 0.0]), np.array([0.2, 0.3, 0.3, 0.2]))
+    assert feature_psi(baseline["segment"], counts.counts, counts.other) == pytest.approx(expected)
+
+
+def test_a_low_cardinality_integer_is_compared_by_category(spark):
+    baseline = {"flag": feature_baseline([0] * 90 + [1] * 10, "int")}
+    assert (baseline["flag"]["kind"], baseline["flag"]["categories"], baseline["flag"]["shares"]) == ("categorical", [0, 1], [0.9, 0.1])
+    counts = _drift(spark, baseline, [(0,)] * 50 + [(1,)] * 50, "flag int")["flag"]
+    assert counts.counts == (50, 50)
+    assert feature_psi(baseline["flag"], counts.counts, counts.other) == pytest.approx(
+        _numpy_psi(np.array([0.9, 0.1, 0.0]), np.array([0.5, 0.5, 0.0])))
+
+
+def test_observed_on_many_partitions_the_counts_are_exact_and_the_rows_unchanged(spark):
+    from pyspark.sql import Observation
+
+    from sparkml_ops.transforms.drift import observe_drift
+
+    baseline = {"x": feature_baseline(TRAIN, "double"), "segment": feature_baseline(["a"] * 60 + ["b"] * 40, "string")}
+    rows = [(float(v), "abc"[i % 3]) for i, v in enumerate(TRAIN + 0.1)] + [(None, None)] * 250
+    observation = Observation()
+    df = spark.createDataFrame(rows, "x double, segment string").repartition(4)
+    out = df.transform(observe_drift(observation, baseline))
+    assert out.columns == ["x", "segment"] and out.count() == 1250 and len(out.collect()) == 1250
+    counts = drift_counts(observation.get, baseline)
+    assert counts["x"].counts == (0, *[100] * 8, 200) and counts["x"].out_of_range == 100
+    assert (counts["segment"].counts, counts["segment"].other, counts["segment"].present) == ((334, 333), 333, 1000)
+
+
+def test_values_on_the_edges_at_the_extremes_infinite_and_nan_fall_in_the_bins_numpy_gives(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double")}
+    edges, low, high = baseline["x"]["edges"], baseline["x"]["min"], baseline["x"]["max"]
+    finite = [low, high, *edges, 0.5, math.nextafter(low, -math.inf), math.nextafter(high, math.inf)]
+    rows = [(v,) for v in [*finite, -math.inf, math.inf, math.nan]] + [(None,)] * 3
+    counts = _drift(spark, baseline, rows, "x double")["x"]
+
+    numpy_counts = np.bincount(np.searchsorted(edges, [*finite, -math.inf, math.inf], side="right"), minlength=10)
+    numpy_counts[-1] += 1  # NaN is above every double in Spark, hence above the training max
+    assert list(counts.counts) == numpy_counts.tolist()
+    assert (counts.rows, counts.present, counts.out_of_range) == (len(rows), len(rows) - 3, 5)
+    assert counts.min == -math.inf and math.isnan(counts.max)
