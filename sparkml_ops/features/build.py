@@ -172,7 +172,7 @@ def build_features(
     dates: Sequence[date],
     compute_stats: bool = True,
     today: date | None = None,
-    rebuild_state: bool = False,  # a seventh parameter: the CLI's and jobs' flags map one to one onto these
+    rebuild_state: bool = False,  # params: a seventh, as the CLI's and jobs' flags map one to one onto these
 ) -> BuildResult:
     """Compute ``spec`` for each as-of date into ``<features db>.<spec.name>``, replacing only those partitions.
 
