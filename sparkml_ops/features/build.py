@@ -11,7 +11,7 @@ so a bad run leaves the table exactly as it was; a rerun of a date replaces that
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -21,10 +21,10 @@ from pyspark.sql import functions as F
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, UsageError
 from sparkml_ops.features.compute import analyse_sql, check_source_schema, compute_features, prepare_source
-from sparkml_ops.features.state import read_state, refresh_state
+from sparkml_ops.features.state import plan_state, read_state, refresh_state
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.features.stats import write_feature_stats
-from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, missing_partitions, table_schema
+from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, partition_values, table_schema
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,28 @@ def source_ranges(spec: FeatureSpec, days: Sequence[date]) -> tuple[dict[str, tu
 def _check_required(spark: SparkSession, name: str, src: SourceSpec, df: DataFrame, need: list[str]) -> None:
     """Every required day partition exists and holds rows (one metastore listing, one count of those days)."""
     part = src.partition_column
-    missing = missing_partitions(spark, src.table, part, need)
+    present = set(partition_values(spark, src.table, part))
+    rows = {}
+    if present.issuperset(need):  # else the missing day is the error, and nothing needs counting
+        rows = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
+    require_days(name, src, present, rows, need)
+
+
+def require_days(name: str, src: SourceSpec, present: Collection[str], rows: Mapping[str, int], need: list[str]) -> None:
+    """Every day of ``need`` is among the ``present`` partitions of the source and holds ``rows``.
+
+    Raises:
+        DataValidationError: naming the first missing, else the first empty, day.
+    """
+    part = src.partition_column
+    missing = [d for d in need if d not in present]
     if missing:
         raise DataValidationError(
             f"source '{name}': partition {part}={missing[0]} of {src.table} is missing"
             f" ({len(missing)} of {len(need)} required day(s) missing); nothing was written.",
             hint="Load that day first, or build an earlier as-of date.",
         )
-    counts = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
-    empty = [d for d in need if not counts.get(d)]
+    empty = [d for d in need if not rows.get(d)]
     if empty:
         raise DataValidationError(
             f"source '{name}': partition {part}={empty[0]} of {src.table} is empty; nothing was written.",
@@ -197,10 +210,15 @@ def build_features(
     """
     days = check_dates(dates, settings, today)
     ranges, required = source_ranges(spec, days)
-    frames = load_sources(spark, spec, ranges, required)
-    analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
     tiled = [n for n in ranges if spec.features_of(n, "aggregate") or spec.features_of(n, "recency")]
-    states = {name: refresh_state(spark, settings, spec, name, _days(*ranges[name]), rebuild_state) for name in tiled}
+    # The tiled sources' required days are checked below from the state's one listing and count.
+    frames = load_sources(spark, spec, ranges, {n: need for n, need in required.items() if n not in tiled})
+    analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
+    states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), rebuild_state) for n in tiled}
+    for name, st in states.items():
+        require_days(name, spec.sources[name], st.fingerprints, st.rows, required[name])
+    for st in states.values():
+        refresh_state(spark, spec, st)
     tiles = {name: t for name, t in ((n, read_state(spark, st)) for n, st in states.items()) if t is not None}
     points = {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}
     features = compute_features(spec, {**frames, **tiles}, points, PARTITION, tiled=set(tiles))
@@ -208,8 +226,11 @@ def build_features(
     ensure_table(spark, table, feature_table_columns(spec), [ColumnDef(PARTITION, "string", "as-of date YYYY-MM-DD")],
                  comment=f"feature set {spec.name} ({spec.path.name}); one row per entity per as-of date")
     log.info("building feature set %s for %d as-of date(s) %s..%s into %s", spec.name, len(days), days[0], days[-1], table)
-    insert_partitions(features, table)
     iso = [d.isoformat() for d in days]
+    if len(iso) == 1:  # a static insert: the nightly case, without the sort by partition of a dynamic one
+        insert_partitions(features.drop(PARTITION), table, {PARTITION: iso[0]})
+    else:
+        insert_partitions(features, table)
     written = spark.table(table).where(F.col(PARTITION).isin(iso)).groupBy(PARTITION).count().collect()
     rows = {d: 0 for d in iso} | {r[0]: r[1] for r in written}
     stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None

@@ -7,6 +7,8 @@ times) of the source partition it came from, and a fingerprint of the spec parts
 Before a build uses a day, both fingerprints must match today's; a day that is missing, changed
 (late data, a reload) or computed under another spec is recomputed from its raw partition and
 replaces that day's state. So a nightly build computes one new day of tiles and reads the rest.
+The fingerprints and row count of each stored day are also kept as a mark in the state table's
+metadata (:func:`sparkml_ops.io.derived.partition_marks`), so that checking them reads no tiles.
 See docs/features.md ("Incremental state") for operators.
 """
 
@@ -23,7 +25,7 @@ from pyspark.sql import functions as F
 from sparkml_ops.config import Settings
 from sparkml_ops.features.compute import events_plan, prepare_source
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec
-from sparkml_ops.io.derived import partition_fingerprints, replace_derived_partitions
+from sparkml_ops.io.derived import mark_partitions, partition_fingerprints, partition_marks, replace_derived_partitions
 from sparkml_ops.io.tables import table_exists
 from sparkml_ops.transforms.windows import US_PER_DAY, daily_tiles, event_rows
 
@@ -35,12 +37,20 @@ META = {"source_rows": "bigint", "source_fingerprint": "string", "spec_fingerpri
 
 @dataclass(frozen=True)
 class SourceState:
-    """The tiles of one events source a build may use: its days with matching fingerprints."""
+    """The tiles of one events source a build may use, and what is known of its source days.
+
+    Attributes:
+        fingerprints: source day -> fingerprint of its files, for the days whose partition exists.
+        rows: source day -> rows of its partition, for every day in ``fingerprints``: stored with
+            the tiles of a valid day (same files, so the same rows), counted for a stale one.
+        rebuilt: the days whose tiles are stale (missing, changed, another spec) and are computed.
+    """
 
     source: str
     table: str
-    fingerprints: dict[str, str]  # source day -> fingerprint of its files, for the days that exist
+    fingerprints: dict[str, str]
     spec_fingerprint: str
+    rows: dict[str, int] = field(default_factory=dict)
     rebuilt: list[str] = field(default_factory=list)
 
 
@@ -75,18 +85,40 @@ def spec_fingerprint(spec: FeatureSpec, src: SourceSpec) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
-def _stored(spark: SparkSession, table: str, days: list[str]) -> dict[str, tuple[str, str]]:
-    """Source day -> (source fingerprint, spec fingerprint) of the tiles stored for it."""
-    if not days or not table_exists(spark, table):
-        return {}
-    rows = (spark.table(table).where(F.col(DAY).isin(days)).groupBy(DAY)
-            .agg(F.max("source_fingerprint").alias("fp"), F.max("spec_fingerprint").alias("spec")).collect())
-    return {r[DAY]: (r["fp"], r["spec"]) for r in rows}
+def _mark(source_fp: str, spec_fp: str, rows: int) -> str:
+    return f"{source_fp} {spec_fp} {rows}"
 
 
-def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, days: list[str], meta: dict) -> DataFrame:
-    """The tile rows of ``days`` computed from the raw partitions, with the metadata of their source day."""
+def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
+               rebuild: bool = False) -> SourceState:
+    """Which stored days of one events source are valid, which must be computed, and the rows of each day.
+
+    One listing of the source partitions (their fingerprints), one read of the state's marks
+    (metastore only), and one count of the raw rows of the stale days: no tile is read.
+    A day is valid when its stored mark holds the current fingerprints of its source partition and
+    of the spec; the others (all of them with ``rebuild``) are stale. Days without a source
+    partition have no tiles.
+    """
+    src = spec.sources[source]
+    table = state_table(settings, spec, source)
+    current = partition_fingerprints(spark, src.table, src.partition_column, days)
+    spec_fp = spec_fingerprint(spec, src)
+    marks = {} if rebuild else partition_marks(spark, table, DAY)
+    stored = {d: int(m.rsplit(" ", 1)[1]) for d, m in marks.items()
+              if d in current and m.rsplit(" ", 1)[0] == f"{current[d]} {spec_fp}"}
+    stale = sorted(d for d in current if d not in stored)
+    counted = {}
+    if stale:
+        raw = spark.table(src.table).where(F.col(src.partition_column).isin(stale))
+        counted = {r[0]: r[1] for r in raw.groupBy(src.partition_column).count().collect()}
+    rows = {d: stored[d] if d in stored else counted.get(d, 0) for d in current}
+    return SourceState(source, table, current, spec_fp, rows, stale)
+
+
+def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, state: SourceState) -> DataFrame:
+    """The tile rows of the stale days computed from the raw partitions, with the metadata of their source day."""
     index = list(spec.sources).index(src.name)
+    days = state.rebuilt
     raw = spark.table(src.table).where(F.col(src.partition_column).isin(days))
     rows = prepare_source(spec, src, raw)
     defs, _ = events_plan(spec, src, index, rows)
@@ -94,34 +126,28 @@ def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, days: list[s
     tiles = (rows.withColumn(DAY, F.col(src.partition_column))
              .transform(event_rows(spec.entity_keys, src.time_column, defs, index, keep=[DAY]))
              .transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY)))
-    counts = {r[0]: r[1] for r in raw.groupBy(src.partition_column).count().collect()}
-    lookup = F.create_map(*[x for d in days for x in (F.lit(d), F.lit(counts.get(d, 0)).cast("bigint"))])
-    fps = F.create_map(*[x for d in days for x in (F.lit(d), F.lit(meta["fingerprints"][d]))])
+    lookup = F.create_map(*[x for d in days for x in (F.lit(d), F.lit(state.rows[d]).cast("bigint"))])
+    fps = F.create_map(*[x for d in days for x in (F.lit(d), F.lit(state.fingerprints[d]))])
     return tiles.select(*[c for c in tiles.columns if c != DAY], lookup[F.col(DAY)].alias("source_rows"),
-                        fps[F.col(DAY)].alias("source_fingerprint"), F.lit(meta["spec"]).alias("spec_fingerprint"), DAY)
+                        fps[F.col(DAY)].alias("source_fingerprint"), F.lit(state.spec_fingerprint).alias("spec_fingerprint"), DAY)
 
 
-def refresh_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
-                  rebuild: bool = False) -> SourceState:
-    """Bring the tiles of ``days`` of one events source up to date; return what a build may read.
+def refresh_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) -> None:
+    """Compute the tiles of the stale days of ``state`` in one pass; each replaces its day, then is marked valid.
 
-    Days whose stored tiles match the current fingerprints of their source partition and of the
-    spec are kept; the others (all of them with ``rebuild``) are recomputed from their raw
-    partitions in one pass and replace their day. Days without a source partition have no tiles.
+    The mark is written after the tiles: a build that stops in between leaves the day stale
+    (old mark) or unmarked, so it is recomputed, never read with the wrong fingerprint.
     """
-    src = spec.sources[source]
-    table = state_table(settings, spec, source)
-    current = partition_fingerprints(spark, src.table, src.partition_column, days)
-    spec_fp = spec_fingerprint(spec, src)
-    stored = {} if rebuild else _stored(spark, table, sorted(current))
-    stale = sorted(d for d, fp in current.items() if stored.get(d) != (fp, spec_fp))
-    if stale:
-        log.info("state of %s source %s: %d of %d day(s) to compute (%s..%s)", spec.name, source, len(stale),
-                 len(current), stale[0], stale[-1])
-        tiles = _tiles(spark, spec, src, stale, {"fingerprints": current, "spec": spec_fp})
-        replace_derived_partitions(tiles, table, DAY, comment=f"daily tiles of source {source} of feature set {spec.name} "
-                                   "(sparkml-ops build state; recomputed from the source when stale)")
-    return SourceState(source, table, current, spec_fp, stale)
+    if not state.rebuilt:
+        return
+    src = spec.sources[state.source]
+    log.info("state of %s source %s: %d of %d day(s) to compute (%s..%s)", spec.name, state.source, len(state.rebuilt),
+             len(state.fingerprints), state.rebuilt[0], state.rebuilt[-1])
+    comment = (f"daily tiles of source {state.source} of feature set {spec.name} "
+               "(sparkml-ops build state; recomputed from the source when stale)")
+    replace_derived_partitions(_tiles(spark, spec, src, state), state.table, DAY, comment, state.rebuilt)
+    marks = {d: _mark(state.fingerprints[d], state.spec_fingerprint, state.rows[d]) for d in state.rebuilt}
+    mark_partitions(spark, state.table, DAY, marks)
 
 
 def read_state(spark: SparkSession, state: SourceState) -> DataFrame | None:
