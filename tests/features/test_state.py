@@ -131,6 +131,18 @@ def test_the_tiles_of_a_dropped_source_day_are_not_used(spark, feat_settings, ma
     assert after["a"]["tx_amount_count_3d"] == before["a"]["tx_amount_count_3d"] - 3
 
 
+def test_a_state_day_dropped_by_hand_is_recomputed_and_its_mark_is_not_trusted(spark, feat_settings, make_feature_set):
+    spec, _, table, before = _built(spark, feat_settings, make_feature_set)
+    state = state_table(feat_settings, spec, "tx")
+    marks = {r[0] for r in spark.sql(f"SHOW TBLPROPERTIES {state}").collect() if r[0].startswith("sparkml_ops.mark.")}
+    assert marks == {"sparkml_ops.mark.2026-01-08", "sparkml_ops.mark.2026-01-09", "sparkml_ops.mark.2026-01-10"}
+    tiles = _state_rows(spark, feat_settings, spec, "2026-01-09")
+    spark.sql(f"ALTER TABLE {state} DROP PARTITION (ds='2026-01-09')")
+    assert _build(spark, feat_settings, spec, date(2026, 1, 11)).state_rebuilt == {"tx": ["2026-01-09"]}
+    assert _state_rows(spark, feat_settings, spec, "2026-01-09") == tiles
+    assert _by_customer(spark, table, "2026-01-11") == before
+
+
 def _rewrite_in_place(directory: Path, scale: float) -> None:
     """Rewrite each data file of a partition with ``amount * scale``: same name, plain encoding, no statistics."""
     import pyarrow as pa
