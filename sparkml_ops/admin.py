@@ -10,6 +10,7 @@ from importlib import metadata
 from sparkml_ops.config import Settings
 from sparkml_ops.io.hive import QueryResult, bounded_query, ensure_databases
 from sparkml_ops.io.spark import check_java, spark_session
+from sparkml_ops.io.storage import check_kerberos
 
 
 def init_environment(settings: Settings) -> list[str]:
@@ -34,14 +35,14 @@ class DoctorReport:
 
 
 def doctor(settings: Settings) -> DoctorReport:
-    """Check Java and package versions; raises on the first blocking problem."""
+    """Check Java, package versions and, for a Kerberos registry, each login step; raises on the first blocking problem."""
     java = check_java(settings.spark.java_home)
     checks = [
         ("environment", settings.env),
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("java", f"{java.version_line} ({java.executable})"),
     ]
-    for dist in ("sparkml-ops", "pyspark", "pandas", "pyarrow", "scikit-learn", "hdfs", "fabric"):
+    for dist in ("sparkml-ops", "pyspark", "pandas", "pyarrow", "scikit-learn", "hdfs", "fabric", "gssapi", "requests-gssapi"):
         try:
             checks.append((dist, metadata.version(dist)))
         except metadata.PackageNotFoundError:
@@ -53,4 +54,6 @@ def doctor(settings: Settings) -> DoctorReport:
         ("spark.master", settings.spark.master),
         ("config sources", "; ".join(settings.sources)),
     ]
+    if settings.registry.auth.method == "kerberos" and not settings.registry.uri.startswith("file:"):
+        checks += check_kerberos(settings.registry)
     return DoctorReport(checks)

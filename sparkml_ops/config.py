@@ -78,7 +78,10 @@ class RegistryAuth(Frozen):
     method: Literal["none", "simple", "kerberos"] = "none"
     user: str | None = None
     principal: str | None = None
+    # kerberos: with a keytab the library logs in by itself (private cache, renewed); without one it
+    # uses the ticket cache `ccache` (FILE:/path), or the user's default cache when that is unset too.
     keytab: str | None = None
+    ccache: str | None = None
 
 
 class RegistrySettings(Frozen):
@@ -129,6 +132,23 @@ class PromotionSettings(Frozen):
     change_id_pattern: str = r"^CHG-[0-9]{3,}$"
 
 
+Principal = Annotated[str, rule(lambda v: re.fullmatch(r"[^\s@/]+(/[^\s@/]+)?@[^\s@/]+", v) is not None,
+                                "must be a Kerberos principal with its realm, like svc-sparkml@EXAMPLE.COM")]
+EdgePath = Annotated[str, rule(lambda v: v.startswith("/") and ".." not in v.split("/"),
+                               "must be an absolute path on the edge nodes, without '..'")]
+
+
+class DeployKerberos(Frozen):
+    """The environment's Kerberos identity on its edge nodes: a principal and the path of its keytab *there*.
+
+    The keytab never leaves the edge nodes (nor enters this config): only its path is configured, shown
+    and logged. The nodes' own ``/etc/krb5.conf`` names the realm and its KDC.
+    """
+
+    principal: Principal
+    keytab: EdgePath
+
+
 class DeploySettings(Frozen):
     """Where builds go for this environment (edge nodes, bastion, directories).
 
@@ -160,6 +180,9 @@ class DeploySettings(Frozen):
     remote_conf_dir: str | None = None
     exclude_packages: tuple[str, ...] = ("pyspark", "py4j")
     promotion: PromotionSettings | None = None
+    # With Kerberos: the smoke test, HDFS publish/audit copy and the registry reads of `fab status` and
+    # `fab promote-model` log in on the edge node from this keytab, into a private cache per command.
+    kerberos: DeployKerberos | None = None
 
 
 class LoggingSettings(Frozen):

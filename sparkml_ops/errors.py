@@ -16,7 +16,7 @@ EXIT_INTEGRITY = 5
 EXIT_REMOTE = 6
 EXIT_REFUSED = 7
 EXIT_CONFLICT = 8
-EXIT_AUTH = 9  # Kerberos: no or refused credentials (issue 13)
+EXIT_AUTH = 9  # Kerberos: no, expired or refused credentials
 EXIT_MISSING_RUN = 10  # `monitor check` only: no successful score run for the date (an alert was sent)
 EXIT_INPUTS_CHANGED = 11
 EXIT_NOT_REPRODUCED = 12
@@ -123,6 +123,18 @@ class PermissionDeniedError(SparkMLOpsError):
     """The storage refused access (HDFS permissions, authentication); fix the user, keytab or ACLs."""
 
     exit_code = EXIT_USAGE
+
+
+class AuthenticationError(SparkMLOpsError):
+    """Kerberos refused us or we have no usable credentials (no/expired ticket, bad keytab, clock skew)."""
+
+    exit_code = EXIT_AUTH
+
+
+class KdcUnreachableError(AuthenticationError):
+    """The Kerberos KDC does not answer; retrying later is safe."""
+
+    exit_code = EXIT_REMOTE
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -104,6 +104,14 @@ class TimeSplit:
 
 
 @dataclass(frozen=True)
+class Scores:
+    """A candidate's scores on the training and validation splits, in split order."""
+
+    train: Any
+    valid: Any
+
+
+@dataclass(frozen=True)
 class Candidate:
     """A fitted estimator and what publishing it records: validation metrics, score baseline, lineage."""
 
@@ -111,6 +119,8 @@ class Candidate:
     metrics: dict[str, float]
     baseline: dict[str, list[float]]
     lineage: dict[str, Any]
+    # Kept so the evaluation data does not predict the same rows again (for Spark ML, each is a Spark job).
+    scores: Scores = field(repr=False, compare=False)
     reproduction: dict[str, Any] = field(default_factory=dict)  # what `models reproduce` needs (lineage.py)
 
 
@@ -232,10 +242,10 @@ def train_candidate(spark: "SparkSession", settings: Settings, config: ModelConf
                     run_id: str) -> Candidate:
     """Fit on the training split, evaluate on validation, and record lineage and what a reproduction needs."""
     estimator = fit(config, data, split)
-    metrics, baseline = evaluate(config, data, split, estimator)
+    metrics, baseline, scores = evaluate(config, data, split, estimator)
     inputs = reproduction_record(spark, config, data, estimator)
     return Candidate(estimator, metrics, baseline, {**training_lineage(settings, data, split, run_id), **inputs.lineage},
-                     inputs.record)
+                     scores, inputs.record)
 
 
 def _run_record(spark: "SparkSession", config: ModelConfig, window: TrainingWindow, run_id: str,
@@ -359,12 +369,12 @@ def rules_model(config: ModelConfig, data: TrainingSet) -> RulesModel:
 
 
 def evaluate(config: ModelConfig, data: TrainingSet, split: TimeSplit,
-             estimator: Any) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Metrics on the validation split, and the score baseline (for drift checks) on the training split."""
-    val_scores = predict_scores(estimator, split.valid[data.names])
-    metrics = task_metrics(config, split.valid[data.label], val_scores)
-    baseline = score_baseline(predict_scores(estimator, split.train[data.names]), bins=config.scoring.psi_bins)
-    return metrics, baseline
+             estimator: Any) -> tuple[dict[str, float], dict[str, list[float]], Scores]:
+    """Metrics on the validation split, the score baseline (for drift checks) on the training split, and the scores."""
+    scores = Scores(predict_scores(estimator, split.train[data.names]), predict_scores(estimator, split.valid[data.names]))
+    metrics = task_metrics(config, split.valid[data.label], scores.valid)
+    baseline = score_baseline(scores.train, bins=config.scoring.psi_bins)
+    return metrics, baseline, scores
 
 
 def task_metrics(config: ModelConfig, labels: Any, scores: Any) -> dict[str, float]:
@@ -414,8 +424,7 @@ def evaluation_data(config: ModelConfig, data: TrainingSet, split: TimeSplit, ca
                     context: EvaluationContext) -> Evaluation:
     """The validation rows with their scores, the report's summary and the per-feature drift baseline."""
     names, label = data.names, data.label
-    valid_scores = predict_scores(candidate.estimator, split.valid[names])
-    train_scores = predict_scores(candidate.estimator, split.train[names])
+    train_scores, valid_scores = candidate.scores.train, candidate.scores.valid
     keys = [*data.spec.entity_keys, data.spec.event_time]
     rows = split.valid[keys].assign(**{label: split.valid[label].to_numpy(), "score": valid_scores})
     validation = rows.join(split.valid[names]).reset_index(drop=True)

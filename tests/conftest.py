@@ -73,4 +73,8 @@ def cluster() -> dict:
 
     if not CLUSTER_STATE.is_file():
         pytest.fail(f"the local cluster is not running ({CLUSTER_STATE} missing): start it with scripts/cluster start")
-    return json.loads(CLUSTER_STATE.read_text())
+    facts = json.loads(CLUSTER_STATE.read_text())
+    if facts.get("krb5_conf"):
+        # The MIT Kerberos library of this process (gssapi) finds the test realm's KDC through this file.
+        os.environ["KRB5_CONFIG"] = facts["krb5_conf"]
+    return facts

@@ -16,8 +16,8 @@ GROUPS = (admin, models, jobs, features, lifecycle, monitoring)
 
 EPILOG = """exit codes: 0 ok, 1 unexpected error (bug), 2 usage or configuration, 3 data validation,
 4 not found, 5 integrity (checksum), 6 remote system unreachable, 7 refused by a gate,
-8 conflict with a concurrent writer, 10 missing run (monitor check), 11 inputs changed and
-12 not reproduced (models reproduce), 130 interrupted. See README.md."""
+8 conflict with a concurrent writer, 9 authentication (Kerberos), 10 missing run (monitor check),
+11 inputs changed and 12 not reproduced (models reproduce), 130 interrupted. See README.md."""
 
 
 def build_parser() -> argparse.ArgumentParser:

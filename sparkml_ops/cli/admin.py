@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_config_show)
 
-    doctor = commands.add_parser("doctor", help="check Java, Python packages and config; exit 2 if Java is missing")
+    doctor = commands.add_parser(
+        "doctor", help="check Java, Python packages, config and the registry's Kerberos login; "
+                       "exit 2 if Java is missing, 9 (6: KDC unreachable) if Kerberos fails")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(handler=_doctor)
 

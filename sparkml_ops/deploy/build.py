@@ -6,7 +6,7 @@ the versions of the building environment), a packed Python environment for YARN
 ``conf.tar.gz`` for ``spark-submit --archives``, the smoke-test job and a manifest with the
 sha256 of every file. It is stored as ``<builds_dir>/<id>/<id>.tar``.
 Packages listed in ``deploy.exclude_packages`` (pyspark and py4j by default: edge nodes
-have the Hadoop distribution's Spark client) are left out.
+have the Hadoop distribution's Spark client) are left out; the project's ``kerberos`` extra is in.
 """
 
 from __future__ import annotations
@@ -42,12 +42,16 @@ from sparkml_ops.deploy.manifest import (
     sha256sums_text,
 )
 from sparkml_ops.errors import EnvironmentCheckError, RefusedError, SparkMLOpsError
+from sparkml_ops.jvm import build_jar
 
 log = logging.getLogger(__name__)
 # The smoke-test job is an entry point (it exits with a code), so it lives with the fab tasks.
 SMOKE_JOB = "deploy/smoke_job.py"
 # The release's conf/ packed for spark-submit --archives (YARN ships archives, not directories).
 CONF_ARCHIVE = "conf.tar.gz"
+# One build serves every environment, and a secure cluster's registry needs gssapi on the edge node
+# (fab status, fab promote-model) and in the packed env: the extra is always shipped.
+BUILD_EXTRAS = ("kerberos",)
 
 
 @dataclass(frozen=True)
@@ -76,21 +80,23 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
         raise EnvironmentCheckError(f"build step '{what}' failed (exit {proc.returncode}):\n  {tail}")
 
 
-def dependency_closure(requirements: list[str], exclude: tuple[str, ...]) -> dict[str, str]:
+def dependency_closure(requirements: list[str], exclude: tuple[str, ...],
+                       extras: tuple[str, ...] = ()) -> dict[str, str]:
     """``{name: version}`` of the installed distributions ``requirements`` need, transitively.
 
-    Versions are those of this (tested) environment, so a build pins what was tested.
+    Versions are those of this (tested) environment, so a build pins what was tested. ``extras`` are
+    extras of ``requirements`` themselves (the project's), not of their dependencies.
 
     Raises:
         EnvironmentCheckError: a requirement is not installed here.
     """
     skip = {canonicalize_name(n) for n in exclude}
     found: dict[str, str] = {}
-    todo = [Requirement(r) for r in requirements]
+    todo = [(Requirement(r), ("", *extras)) for r in requirements]
     while todo:
-        req = todo.pop()
+        req, wanted_extras = todo.pop()
         name = canonicalize_name(req.name)
-        if name in found or name in skip or (req.marker and not req.marker.evaluate({"extra": ""})):
+        if name in found or name in skip or not _applies(req, wanted_extras):
             continue
         try:
             dist = metadata.distribution(req.name)
@@ -100,8 +106,13 @@ def dependency_closure(requirements: list[str], exclude: tuple[str, ...]) -> dic
                 hint="Run scripts/setup --dev, then build again.",
             ) from exc
         found[name] = dist.version
-        todo.extend(Requirement(r) for r in (dist.requires or []))
+        todo.extend((Requirement(r), ("",)) for r in (dist.requires or []))
     return dict(sorted(found.items()))
+
+
+def _applies(req: Requirement, extras: tuple[str, ...]) -> bool:
+    """Whether ``req`` applies here with one of ``extras`` requested (``""``: none)."""
+    return req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in extras)
 
 
 def _wheel_requirements(wheel: Path) -> list[str]:
@@ -248,10 +259,11 @@ def _stage(settings: Settings, src: Path, work: Path, builds_dir: Path) -> Path:
     """A staging directory with the project wheel, its wheelhouse, the packed env, and the jobs and conf folders."""
     stage = work / "stage"
     (stage / "wheelhouse").mkdir(parents=True)
+    build_jar(src / "sparkml_ops" / "jvm")  # git-ignored, so compiled here: the wheel and the packed env carry it
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(stage), str(src)],
          "build project wheel")
     project_wheel = next(stage.glob("*.whl"))
-    pins = dependency_closure(_wheel_requirements(project_wheel), settings.deploy.exclude_packages)
+    pins = dependency_closure(_wheel_requirements(project_wheel), settings.deploy.exclude_packages, BUILD_EXTRAS)
     _fill_wheelhouse(pins, stage / "wheelhouse", builds_dir / ".wheel-cache")
     _pack_env(stage / "wheelhouse", project_wheel, stage / "env.tar.gz", work)
     for folder in ("jobs", "conf"):

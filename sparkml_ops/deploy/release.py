@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from sparkml_ops.config import DeploySettings
+from sparkml_ops.deploy import edge_kerberos
 from sparkml_ops.deploy.manifest import CHECKSUMS, StoredBuild
 from sparkml_ops.errors import IntegrityError, RefusedError, UsageError
 from sparkml_ops.io.ssh import RemoteHost, quote
@@ -145,16 +146,19 @@ def smoke_test(host: RemoteHost, layout: Layout, build_id: str, deploy: DeploySe
 
     Raises:
         RefusedError: the job did not print ``SMOKE OK`` (the release is not switched to).
+        AuthenticationError: the Kerberos login of ``deploy.kerberos`` failed (see :mod:`.edge_kerberos`).
     """
     marker = layout.release(build_id) / ".smoke-ok"
     if host.run(f"test -f {quote([marker])} && echo yes || echo no").stdout.strip() == "yes":
         return f"smoke test passed earlier ({marker})"
-    res = host.run(smoke_command(layout, build_id, deploy, master), check=False)
+    # With deploy.kerberos the job runs with a fresh ticket of the environment's principal (KRB5CCNAME).
+    res = edge_kerberos.run(host, deploy.kerberos, smoke_command(layout, build_id, deploy, master), check=False)
     ok = [line for line in res.stdout.splitlines() if line.startswith(f"SMOKE OK {build_id}")]
     if res.exited != 0 or not ok:
         tail = "\n  ".join((res.stderr or res.stdout).strip().splitlines()[-8:])
         raise RefusedError(f"{host.name}: smoke test of {build_id} failed (exit {res.exited}); not switching:\n  {tail}")
-    host.run(f"touch {quote([layout.release(build_id) / '.smoke-ok'])}")
+    # The marker keeps the job's line: who it ran as, against which filesystem.
+    host.run(f"printf '%s\\n' {quote([ok[0]])} > {quote([marker])}")
     return ok[0]
 
 

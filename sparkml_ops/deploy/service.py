@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sparkml_ops.config import PromotionSettings, Settings, SshHost
-from sparkml_ops.deploy import gates, release
+from sparkml_ops.deploy import edge_kerberos, gates, release
 from sparkml_ops.deploy.manifest import StoredBuild, load_stored_build, validate_build_id
 from sparkml_ops.deploy.release import Layout
 from sparkml_ops.errors import (
@@ -127,7 +127,9 @@ def _fail(outcomes: Sequence[HostOutcome], what: str) -> None:
     if not failed:
         return
     first = failed[0].error
-    detail = "; ".join(f"{o.host}: {o.error.message}" for o in failed)
+    # Errors raised on a host mostly name it already (RemoteError, the Kerberos login): say it once.
+    detail = "; ".join(o.error.message if o.error.message.startswith(f"{o.host}: ") else f"{o.host}: {o.error.message}"
+                       for o in failed)
     ok = [o.host for o in outcomes if o.ok]
     err = type(first)(f"{what} failed on {len(failed)} of {len(outcomes)} host(s): {detail}"
                       + (f" (succeeded: {', '.join(ok)})" if ok else ""), hint=first.hint)
@@ -159,7 +161,7 @@ def _audit_hdfs(settings: Settings, conn: RemoteHost, records: Sequence[dict]) -
     cmd = release.hdfs_audit_command(settings.deploy, settings.env)
     if cmd and records:
         lines = "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records)
-        conn.run(cmd, stdin=lines)
+        edge_kerberos.run(conn, settings.deploy.kerberos, cmd, stdin=lines)
 
 
 def deploy_build(settings: Settings, builds_dir: Path, build_id: str, *, user: str,
@@ -197,14 +199,18 @@ def _prepare_all(run: _Run, build: StoredBuild, conns: Sequence[RemoteHost]) -> 
     prepared = run.on_each(conns, lambda conn: _prepare(run, build, conn))
     if all(o.ok for o in prepared):
         for cmd in release.hdfs_publish_commands(run.settings.deploy, run.layout, build.build_id, run.settings.env):
-            conns[0].run(cmd)
+            edge_kerberos.run(conns[0], run.settings.deploy.kerberos, cmd)
     _fail(prepared, f"{run.action} of {build.build_id} to {run.settings.env} (nothing was switched)")
     return prepared
 
 
 def _prepare(run: _Run, build: StoredBuild, conn: RemoteHost) -> _Prepared:
-    """Upload and install the release unless it is there, then smoke-test it; a failure is recorded on the host."""
+    """Check the Kerberos login, upload and install the release unless it is there, then smoke-test it.
+
+    A failure is recorded on the host.
+    """
     try:
+        _check_login(run.settings, conn)
         installed = release.is_installed(conn, run.layout, build.build_id)
         sent = 0 if installed else _upload_and_install(run, build, conn)
         started = time.monotonic()
@@ -216,6 +222,12 @@ def _prepare(run: _Run, build: StoredBuild, conn: RemoteHost) -> _Prepared:
         _try_audit(conn, run.layout, run.record(conn.name, build.build_id, result="failed", error=exc.message[:500],
                                                 change_id=run.request.change_id, reason=run.request.reason))
         raise
+
+
+def _check_login(settings: Settings, conn: RemoteHost) -> None:
+    """With ``deploy.kerberos``: prove the edge node's keytab login works before anything changes there."""
+    if settings.deploy.kerberos:
+        log.info("%s", edge_kerberos.check_login(conn, settings.deploy.kerberos))
 
 
 def _upload_and_install(run: _Run, build: StoredBuild, conn: RemoteHost) -> int:
@@ -380,6 +392,8 @@ def rollback(settings: Settings, *, user: str, reason: str, to: str | None = Non
 
 def _rollback_target(run: _Run, conn: RemoteHost, to: str | None) -> _RollbackTarget:
     """``to``, or the release that was current before the current one, checked to be installed on the host."""
+    if run.settings.deploy.hdfs_dir:  # its audit records go to HDFS: the login must work before anything is switched
+        _check_login(run.settings, conn)
     records = release.read_audit(conn, run.layout)
     cur = release.current_build(conn, run.layout)
     want = to
@@ -429,8 +443,13 @@ def remote_cli(settings: Settings) -> str:
     layout = Layout.of(settings.deploy)
     conf = settings.deploy.remote_conf_dir or str(layout.current / "conf")
     # The deployer's registry URI for this environment is the truth; pass it so both sides agree.
+    sets = [f"registry.uri={settings.registry.uri}"]
+    krb = settings.deploy.kerberos
+    if krb:  # the registry is read and written on the edge node as the environment's principal, from its keytab there
+        sets += ["registry.auth.method=kerberos", f"registry.auth.principal={krb.principal}",
+                 f"registry.auth.keytab={krb.keytab}"]
     return quote([layout.current / "venv" / "bin" / "sparkml-ops", "--conf-dir", conf, "--env", settings.env,
-                  "--set", f"registry.uri={settings.registry.uri}"])
+                  *(arg for value in sets for arg in ("--set", value))])
 
 
 def status(settings: Settings, *, models: bool = True) -> list[HostStatus]:
@@ -463,7 +482,11 @@ def _host_status(settings: Settings, layout: Layout, opts: SshOptions, host: Ssh
 def _model_aliases(settings: Settings, conn: RemoteHost) -> tuple[dict, ...] | None:
     """The models of the host's registry with their aliases, via the current release's CLI (``None`` if it fails)."""
     res = conn.run(f"{remote_cli(settings)} --log-level ERROR models list --json", check=False)
-    return tuple(json.loads(res.stdout)) if res.exited == 0 and res.stdout.strip() else None
+    if res.exited == 0 and res.stdout.strip():
+        return tuple(json.loads(res.stdout))
+    said = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
+    log.warning("%s: the registry's models could not be listed there (exit %d): %s", conn.name, res.exited, said[0])
+    return None
 
 
 def promote_model(source: Settings, target: Settings, ref: ModelRef, *, user: str) -> ActionReport:

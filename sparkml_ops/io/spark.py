@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import EnvironmentCheckError, RemoteError
+from sparkml_ops.jvm import JAR
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -143,8 +144,22 @@ def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, s
         joined = (" " if key.endswith("Options") else ":").join([*extra, user.pop(key, "")]).strip(" :")
         if joined:
             conf[key] = joined
+    jars = _with_project_jar(user.pop("spark.jars", ""))
+    if jars:
+        conf["spark.jars"] = jars
     conf.update(user)
     return conf
+
+
+def _with_project_jar(user_jars: str) -> str:
+    """``spark.jars``: the project's jar (per-feature drift) from the installed package, then the user's jars.
+
+    Through ``spark.jars`` the driver loads it in local and client mode, and executors fetch it from the
+    driver in every mode. A YARN cluster-mode driver is launched before this runs, so its submit line carries
+    it (README, "For schedulers"). Without the jar (scripts/setup not run), Spark would log a stack trace per
+    session; the drift aggregate says what to do instead.
+    """
+    return ",".join([str(JAR) if JAR.is_file() else "", user_jars]).strip(",")
 
 
 def build_session(settings: Settings, app_name: str | None = None, extra_conf: Mapping[str, str] | None = None) -> "SparkSession":

@@ -167,9 +167,13 @@ class RemoteHost:
             raise RemoteError(f"{self.name}: remote command failed to run ({type(exc).__name__}: {exc}): {command[:200]}") from exc
         result = RunResult(res.stdout, res.stderr, res.exited)
         if check and res.exited != 0:
-            tail = (res.stderr or res.stdout).strip().splitlines()[-8:]
-            raise RemoteError(f"{self.name}: command exited {res.exited}: {command[:200]}\n  " + "\n  ".join(tail))
+            raise self.failure(command, result)
         return result
+
+    def failure(self, command: str, result: RunResult) -> RemoteError:
+        """The error of ``command`` having exited non-zero: host, exit status, the last lines it printed."""
+        tail = (result.stderr or result.stdout).strip().splitlines()[-8:]
+        return RemoteError(f"{self.name}: command exited {result.exited}: {command[:200]}\n  " + "\n  ".join(tail))
 
     def reconnect(self) -> None:
         """Drop and reopen the connection (same host-key policy and gateway), e.g. after a dropped session.

@@ -50,6 +50,7 @@ STAGING = "_staging"
 ALIASES = "_aliases"
 HISTORY = "_history"
 ARCHIVED = "_archived"
+HASH_BATCH = 8 * 1024 * 1024  # bytes handed to the hashing thread at once (see _Digest.of)
 MAX_CLAIM_ATTEMPTS = 1000
 
 
@@ -118,11 +119,30 @@ class _Digest:
 
     @classmethod
     def of(cls, chunks: Iterable[bytes]) -> dict:
-        """``{"size", "sha256"}`` of all of ``chunks``."""
-        digest = cls()
-        for _ in digest.over(chunks):
-            pass
+        """``{"size", "sha256"}`` of all of ``chunks``, hashed on a second thread while the next ones arrive.
+
+        Reading a 500 MB artifact and hashing it one after the other cost the sum of both; socket reads and
+        ``sha256.update`` on large buffers both release the GIL, so they overlap. Small reads are batched
+        into ``HASH_BATCH`` bytes per hand-off, and at most one batch waits, which bounds the memory held.
+        """
+        digest, batch, held = cls(), [], 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(lambda: None)
+            for chunk in chunks:
+                batch.append(chunk)
+                held += len(chunk)
+                if held >= HASH_BATCH:
+                    pending.result()
+                    pending = pool.submit(digest._update, batch)
+                    batch, held = [], 0
+            pending.result()
+        digest._update(batch)
         return {"size": digest.size, "sha256": digest.sha256.hexdigest()}
+
+    def _update(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.sha256.update(chunk)
+            self.size += len(chunk)
 
 
 # Files that name their own version (a report): made from the version being claimed, see Staging.commit.
@@ -525,22 +545,27 @@ class ModelRegistry:
         if entry is None:
             raise NotFoundError(f"{mv.ref} in {self.uri} has no file {path!r}; its files: "
                                 f"{', '.join(f['path'] for f in mv.manifest['files'])}.")
-        return bytes(self._verified_bytes(mv, entry, keep=True))
+        return self._verified_bytes(mv, entry, keep=True)
 
-    def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytearray | None:
-        """Read one listed file while hashing it; bytes are returned only if size and sha256 match."""
+    def _verified_bytes(self, mv: ModelVersion, entry: dict, *, keep: bool) -> bytes | None:
+        """Read one listed file and hash it; its bytes (``keep``) are returned only if size and sha256 match.
+
+        Kept files are received whole into one allocation, then hashed: measured on 500 MB, that beat hashing
+        on a second thread while filling a pre-zeroed buffer, whose zeroing nothing could overlap.
+        """
         path = _version_dir(mv, entry["path"])
-        buffer = bytearray(entry["size"]) if keep else None
+        data = None
         try:
-            if buffer is not None:
-                got = _Digest.of(self.storage.read_into(path, memoryview(buffer)))
+            if keep:
+                data = self.storage.read_upto(path, entry["size"] + 1)  # one byte more shows a longer file
+                got = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             else:
                 got = _Digest.of(self.file_chunks(mv, entry["path"]))
         except NotFoundError as exc:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: file {entry['path']} is missing.",
                                  hint="Do not use this version.") from exc
         size, hexdigest = got["size"], got["sha256"]
-        if buffer is not None and size > entry["size"]:  # read_into stops one byte past the expected end
+        if data is not None and size > entry["size"]:
             size = getattr(self.storage.status(path), "size", size)
         if size != entry["size"] or hexdigest != entry["sha256"]:
             raise IntegrityError(
@@ -548,7 +573,7 @@ class ModelRegistry:
                 f"{hexdigest}, the manifest records size {entry['size']} and sha256 {entry['sha256']}.",
                 hint="Do not use this version.",
             )
-        return buffer
+        return data
 
     def verified_model_bytes(self, ref: ModelRef | str | ModelVersion) -> tuple[str, bytes]:
         """(flavor name, verified serialised bytes) of a single-file flavor, for broadcasting to workers.
@@ -562,7 +587,7 @@ class ModelRegistry:
         name, payload = self._verified_payload(ref)
         return name, bytes(payload)
 
-    def _verified_payload(self, ref: ModelRef | str | ModelVersion) -> tuple[str, bytearray]:
+    def _verified_payload(self, ref: ModelRef | str | ModelVersion) -> tuple[str, bytes]:
         mv = self._version(ref)
         fl = get_flavor(mv.flavor)
         if not isinstance(fl, BytesFlavor):
@@ -572,7 +597,7 @@ class ModelRegistry:
         if model_path not in {f["path"] for f in mv.manifest["files"]}:
             raise IntegrityError(f"{mv.ref} in {self.uri} is damaged: its manifest lists no {model_path}.")
         self.check_files(mv)
-        payload = bytearray()
+        payload = b""
         for entry in mv.manifest["files"]:
             blob = self._verified_bytes(mv, entry, keep=entry["path"] == model_path)
             if blob is not None:
@@ -589,7 +614,7 @@ class ModelRegistry:
         mv = self._version(ref)
         fl = get_flavor(mv.flavor)
         if isinstance(fl, BytesFlavor):
-            _, payload = self._verified_payload(mv)  # a bytearray: no extra copy of a large artifact
+            _, payload = self._verified_payload(mv)  # the bytes as received: no extra copy of a large artifact
             return LoadedModel(mv, fl.loads(payload))
         uri = self.storage.spark_uri(_version_dir(mv, mf.MODEL_DIR))
         if uri is not None:

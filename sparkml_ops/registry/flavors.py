@@ -51,7 +51,7 @@ class BytesFlavor(Flavor):
 
     @abstractmethod
     def loads(self, data: bytes | bytearray) -> Any:
-        """Deserialise verified bytes (``bytes`` or, from :meth:`ModelRegistry.load`, a ``bytearray``)."""
+        """Deserialise verified bytes (``bytes``; a ``bytearray`` is accepted too)."""
 
 
 class DirectoryFlavor(Flavor):

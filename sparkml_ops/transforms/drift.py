@@ -1,38 +1,40 @@
-"""Per-feature drift counts as a few aggregate columns, so they ride along a pass that already reads the rows.
+"""Per-feature drift counts as one aggregate column, so they ride along a pass that already reads the rows.
 
-Each feature of a model's per-feature baseline (``extra.feature_baseline`` of its manifest) becomes one small
-integer *code* per row (:func:`drift_codes`): for a numeric feature, its ``Bucketizer`` bucket over the bin
-edges plus the training min and max, so one bucket tells the bin and whether the value is out of range; for
-a categorical feature, its category's index or "unseen". :func:`drift_aggregates` then counts the codes with
-one ``histogram_numeric`` per feature, plus the feature's min and max. :func:`drift_counts` maps the counts
-back to bins from the one aggregated row, and :func:`observe_drift` attaches all of it to a DataFrame as an
-``Observation``. Nothing is grouped or collected but that row.
+Each feature of a model's per-feature baseline (``extra.feature_baseline`` of its manifest) becomes one double
+*input* per row (:func:`drift_codes`): a numeric feature's value, or a categorical feature's category index
+("unseen" is one more index; NULL stays NULL). :func:`drift_aggregates` counts all of them with ONE compiled
+aggregate, ``sparkmlops.DriftCounts`` (sparkml_ops/jvm): per feature, the rows in each ``Bucketizer``-style
+bucket over the bin edges plus the training min and max (one bucket tells the bin and whether the value is out
+of range), the NULLs, min and max. :func:`drift_counts` maps the buckets back to bins from the one aggregated
+row, and :func:`observe_drift` attaches it to a DataFrame as an ``Observation``. Nothing is grouped or
+collected but that row.
 
-Why codes and histograms rather than one conditional count per bin: 40 features x 10 bins made ~560
-aggregate columns, and Spark evaluates an observation (or an aggregate with more than
-``spark.sql.codegen.maxFields`` columns) per column per row; it cost several times the score job itself.
-Why ``Bucketizer`` rather than a ``CASE WHEN`` binary search: 40 of those in one whole-stage generated
-method made it too large for the JIT, so the pass ran interpreted (docs/benchmarks.md); a ``Bucketizer``
-column is one call of a compiled binary search. ``histogram_numeric`` keeps one exact count per distinct
-value as long as it is given at least as many bins as there are distinct values, which is the case here by
-construction (``_bins``).
+Why one compiled aggregate: Spark evaluates an observation's aggregates per column per row, interpreted. As
+Spark expressions the counts took ~121 aggregate columns (one ``histogram_numeric`` of a ``Bucketizer`` code,
+a min and a max per feature), about 200 ns per value and 2.6x the score job; before that, nested ``CASE WHEN``
+codes made one generated method too large for the JIT, and one conditional count per bin ~560 aggregates
+(docs/benchmarks.md). The aggregate does a row's 40 binary searches in one loop.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from sparkml_ops.errors import EnvironmentCheckError
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Observation
 
-ROWS = "drift_rows"
-NULL_CODE = -1
+AGGREGATE = "drift"
+JAR_HINT = ("Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
+            "run scripts/setup. Under spark-submit in YARN cluster mode, the submit line must also carry "
+            "--conf spark.driver.extraClassPath=./env/lib/python3.11/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar (README).")
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,14 @@ def _is_categorical(base: Mapping[str, Any]) -> bool:
 
 
 def _splits(base: Mapping[str, Any]) -> list[float]:
-    """A numeric feature's ``Bucketizer`` splits: -inf, the training min, the edges, just above the max, +inf.
+    """A feature's bucket splits: -inf, then for a numeric one the training min, the edges, just above the max; +inf.
 
     A bucket then tells a value's bin (no edge lies inside it) and whether it is below the training min or
-    above its max; the outer infinities keep every value in a bucket. Three splits at least, as Bucketizer requires.
+    above its max; the outer infinities keep every value in a bucket. A categorical feature's bucket j holds
+    category index j - 1 (the index of "unseen" included).
     """
+    if _is_categorical(base):
+        return [-math.inf, *range(len(base.get("categories") or []) + 2), math.inf]
     edges = [float(e) for e in base.get("edges") or []]
     if base.get("min") is not None:
         edges += [float(base["min"]), math.nextafter(float(base["max"]), math.inf)]
@@ -74,7 +79,7 @@ def _splits(base: Mapping[str, Any]) -> list[float]:
 
 
 def _bucket_bins(base: Mapping[str, Any]) -> list[int]:
-    """What each ``Bucketizer`` bucket of :func:`_splits` (then NaN's extra bucket) counts toward: bin 0..m, m+1 below min, m+2 above max."""
+    """What each bucket of a numeric :func:`_splits` (then NaN's extra bucket) counts toward: bin 0..m, m+1 below min, m+2 above max."""
     edges, splits = list(base.get("edges") or []), _splits(base)
     m, ranged = len(edges), base.get("min") is not None
     out = []
@@ -89,52 +94,42 @@ def _bucket_bins(base: Mapping[str, Any]) -> list[int]:
 
 
 def _categorical_code(name: str, base: Mapping[str, Any]) -> Column:
-    """A categorical feature's code: -1 NULL, the category's index, or k for a category unseen in training."""
+    """A categorical feature's input: NULL, the category's index, or k for a category unseen in training."""
     col, categories = F.col(f"`{name}`"), base.get("categories") or []
-    code = F.when(col.isNull(), F.lit(NULL_CODE))
+    code = F.when(col.isNull(), F.lit(None))
     for j, category in enumerate(categories):
         code = code.when(col == F.lit(category), F.lit(j))
-    return code.otherwise(F.lit(len(categories)))
-
-
-def _bins(base: Mapping[str, Any]) -> int:
-    """How many distinct codes a feature can have (NULL included), so its histogram never merges two of them."""
-    if _is_categorical(base):
-        return len(base.get("categories") or []) + 2
-    return len(_splits(base))
+    return code.otherwise(F.lit(len(categories))).cast("double")
 
 
 def drift_codes(baseline: Mapping[str, Mapping[str, Any]]) -> Callable[["DataFrame"], "DataFrame"]:
-    """Adds each feature's code column (named ``__drift_code_<i>``) for :func:`drift_aggregates` to count.
-
-    Numeric codes are ``Bucketizer`` buckets (NULL stays NULL): a compiled binary search per column. Nested
-    ``CASE WHEN`` searches for 40 features made one generated method too large for the JIT (docs/benchmarks.md).
-    """
-    from pyspark.ml.feature import Bucketizer
-
-    numeric = [(i, name, base) for i, (name, base) in enumerate(baseline.items()) if not _is_categorical(base)]
-    categorical = [(i, name, base) for i, (name, base) in enumerate(baseline.items()) if _is_categorical(base)]
+    """Adds each feature's input column (named ``__drift_code_<i>``, double) for :func:`drift_aggregates` to count."""
 
     def transform(df: "DataFrame") -> "DataFrame":
-        out = df.select("*", *[_categorical_code(name, base).alias(_code_column(i)) for i, name, base in categorical])
-        if not numeric:
-            return out
-        return Bucketizer(splitsArray=[_splits(base) for _, _, base in numeric], handleInvalid="keep",
-                          inputCols=[name for _, name, _ in numeric],
-                          outputCols=[_code_column(i) for i, _, _ in numeric]).transform(out)
+        return df.select("*", *[(_categorical_code(name, base) if _is_categorical(base) else F.col(f"`{name}`").cast("double"))
+                                .alias(_code_column(i)) for i, (name, base) in enumerate(baseline.items())])
 
     return transform
 
 
 def drift_aggregates(baseline: Mapping[str, Mapping[str, Any]]) -> list[Column]:
-    """The aggregate columns over :func:`drift_codes`' output: the row count, then per feature its code counts, min, max."""
-    out = [F.count(F.lit(1)).alias(ROWS)]
-    for i, (name, base) in enumerate(baseline.items()):
-        out.append(F.histogram_numeric(F.col(_code_column(i)), F.lit(_bins(base))).alias(f"f{i}_codes"))
-        if not _is_categorical(base):
-            value = F.col(f"`{name}`").cast("double")
-            out += [F.min(value).alias(f"f{i}_min"), F.max(value).alias(f"f{i}_max")]
-    return out
+    """The one aggregate column (``drift``) over :func:`drift_codes`' output: rows, per-feature bucket counts, NULLs, min, max.
+
+    Raises:
+        EnvironmentCheckError: the session has no ``sparkmlops.DriftCounts`` (the jar of scripts/setup is missing).
+    """
+    from pyspark import SparkContext
+    from pyspark.sql.classic.column import Column as ClassicColumn
+
+    from py4j.java_gateway import JavaClass
+
+    counter = SparkContext._active_spark_context._jvm.sparkmlops.DriftCounts  # type: ignore[union-attr]
+    if not isinstance(counter, JavaClass):  # py4j answers a missing class with a JavaPackage
+        raise EnvironmentCheckError("the Spark session cannot load sparkmlops.DriftCounts, which counts per-feature drift.",
+                                    hint=JAR_HINT)
+    inner = [[float(s) for s in _splits(base)[1:-1]] for base in baseline.values()]  # finite, so plain numbers cross py4j
+    columns = [F.col(_code_column(i))._jc for i in range(len(baseline))]
+    return [ClassicColumn(counter.column(inner, columns)).alias(AGGREGATE)]
 
 
 def observe_drift(observation: "Observation", baseline: Mapping[str, Mapping[str, Any]]) -> Callable[["DataFrame"], "DataFrame"]:
@@ -147,32 +142,25 @@ def observe_drift(observation: "Observation", baseline: Mapping[str, Mapping[str
     return transform
 
 
-def _code_counts(histogram: Sequence[Any] | None) -> dict[int, int]:
-    """Count per code from ``histogram_numeric``'s (x, y) entries; partial histograms may repeat an x."""
-    out: dict[int, int] = {}
-    for entry in histogram or []:
-        code = int(round(float(entry[0])))
-        out[code] = out.get(code, 0) + int(round(float(entry[1])))
-    return out
-
-
 def drift_counts(row: Mapping[str, Any], baseline: Mapping[str, Mapping[str, Any]]) -> dict[str, FeatureCounts]:
     """Each feature's counts from the row :func:`drift_aggregates` produced."""
-    rows = int(row.get(ROWS) or 0)
-    out = {}
+    agg = row.get(AGGREGATE)
+    rows, offset, out = int(agg["rows"]) if agg else 0, 0, {}
     for i, (name, base) in enumerate(baseline.items()):
-        codes = _code_counts(row.get(f"f{i}_codes"))
-        present = sum(n for code, n in codes.items() if code != NULL_CODE)  # numeric NULLs have no code at all
+        size = len(_splits(base))  # its buckets, then NaN's
+        buckets = list(agg["buckets"][offset:offset + size]) if agg else [0] * size
+        present, offset = rows - (int(agg["nulls"][i]) if agg else 0), offset + size
         if _is_categorical(base):
-            size = len(base.get("categories") or [])
-            other = codes.get(size, 0)
-            out[name] = FeatureCounts(rows, present, tuple(codes.get(j, 0) for j in range(size)), other, other, None, None)
+            k = len(base.get("categories") or [])
+            other = buckets[k + 1]  # bucket j + 1 holds category index j; index k is "unseen"
+            out[name] = FeatureCounts(rows, present, tuple(buckets[1:k + 1]), other, other, None, None)
             continue
         m, by_bin = len(base.get("edges") or []), {}
         for bucket, code in enumerate(_bucket_bins(base)):
-            by_bin[code] = by_bin.get(code, 0) + codes.get(bucket, 0)
+            by_bin[code] = by_bin.get(code, 0) + buckets[bucket]
         below, above = by_bin.get(m + 1, 0), by_bin.get(m + 2, 0)  # quantile edges lie within [min, max]: bins 0 and m
         bins = [by_bin.get(j, 0) + (below if j == 0 else 0) + (above if j == m else 0) for j in range(m + 1)]
         counts = tuple(bins) if base.get("shares") else ()
-        out[name] = FeatureCounts(rows, present, counts, 0, below + above, row.get(f"f{i}_min"), row.get(f"f{i}_max"))
+        low, high = (agg["min"][i], agg["max"][i]) if present else (None, None)
+        out[name] = FeatureCounts(rows, present, counts, 0, below + above, low, high)
     return out

@@ -131,11 +131,26 @@ def test_start_refuses_an_uninitialised_postgres_dir(state_dir):
 
 def _pids(state: Path) -> dict[str, int]:
     run = state / "run"
-    return {
+    pids = {
         "minicluster": int((run / "minicluster.pid").read_text()),
         "thriftserver": int((run / "thriftserver.pid").read_text()),
         "postgres": int((state / "pg" / "postmaster.pid").read_text().split()[0]),
     }
+    if (run / "kdc.pid").is_file():  # the secure cluster's KDC
+        pids["kdc"] = int((run / "kdc.pid").read_text())
+    return pids
+
+
+def _client(facts: dict, monkeypatch):
+    """A WebHDFS client of the private cluster as its framework user (from its own keytab when secure)."""
+    if facts.get("security") != "kerberos":
+        return InsecureClient(facts["webhdfs_url"], user=facts["hdfs_user"])
+    from sparkml_ops.config import RegistrySettings
+    from sparkml_ops.io.storage import open_storage
+
+    monkeypatch.setenv("KRB5_CONFIG", facts["krb5_conf"])  # the private cluster's own realm and KDC
+    auth = {"method": "kerberos", "principal": facts["job_principal"], "keytab": facts["job_keytab"]}
+    return open_storage(RegistrySettings(uri=facts["webhdfs_url"].replace("http://", "webhdfs://") + "/", auth=auth)).client
 
 
 def _read(client, path: str) -> bytes:
@@ -143,7 +158,7 @@ def _read(client, path: str) -> bytes:
         return reader.read()
 
 
-def test_crash_then_stop_then_start_recovers_and_stop_leaves_nothing(state_dir):
+def test_crash_then_stop_then_start_recovers_and_stop_leaves_nothing(state_dir, monkeypatch):
     # The way out the previous test's message gave:
     shutil.rmtree(state_dir / "pg", ignore_errors=True)
     started = run_script("start", state=state_dir)
@@ -151,7 +166,7 @@ def test_crash_then_stop_then_start_recovers_and_stop_leaves_nothing(state_dir):
     facts = json.loads((state_dir / "cluster.json").read_text())
     assert facts["webhdfs_url"] == f"http://127.0.0.1:{NN_HTTP_PORT}"
     assert facts["hiveserver2_port"] == HS2_PORT
-    client = InsecureClient(facts["webhdfs_url"], user=facts["hdfs_user"])
+    client = _client(facts, monkeypatch)
     client.write("/tmp/survivor.txt", data=b"still here")
 
     again = run_script("start", state=state_dir)
@@ -166,7 +181,7 @@ def test_crash_then_stop_then_start_recovers_and_stop_leaves_nothing(state_dir):
     assert "cluster: error: the cluster is partly running (a daemon crashed?):" in partial.stderr
     assert "Run scripts/cluster stop, then scripts/cluster start." in partial.stderr
 
-    for pid in (pids["minicluster"], pids["postgres"]):
+    for pid in (pids["minicluster"], pids["postgres"], *([pids["kdc"]] if "kdc" in pids else [])):
         os.kill(pid, signal.SIGKILL)
     time.sleep(3)
     status = run_script("status", state=state_dir)

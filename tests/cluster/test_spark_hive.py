@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.conftest import REPO, hive_connection
+
 pytestmark = pytest.mark.cluster
 
 APP = Path(__file__).with_name("spark_app.py")
@@ -39,16 +41,16 @@ def shared_table(cluster, cluster_env, hdfs_client, tmp_path_factory):
     )
     yield name, hdfs_path, written
     subprocess.run(  # drop through the Thrift server: cheaper than another YARN application
-        [sys.executable, "-c", _DROP, cluster["hiveserver2_host"], str(cluster["hiveserver2_port"]), name],
-        env=cluster_env, check=False, timeout=120,
+        [sys.executable, "-c", _DROP, json.dumps(cluster), name],
+        env=cluster_env, check=False, timeout=120, cwd=REPO,
     )
     hdfs_client.delete(hdfs_path, recursive=True)
 
 
 _DROP = (
-    "import sys; from pyhive import hive; "
-    "c = hive.connect(sys.argv[1], port=int(sys.argv[2]), auth='NOSASL', username='sparkml').cursor(); "
-    "c.execute('DROP TABLE IF EXISTS ' + sys.argv[3])"
+    "import json, sys; from tests.cluster.conftest import hive_connection; "
+    "c = hive_connection(json.loads(sys.argv[1])).cursor(); "
+    "c.execute('DROP TABLE IF EXISTS ' + sys.argv[2])"
 )
 
 
@@ -76,13 +78,10 @@ def test_second_application_sees_the_table_of_the_first(shared_table, cluster_en
     assert read["files"] == EXPECTED
 
 
-def test_thrift_server_sees_the_table_through_pyhive(shared_table, cluster):
-    from pyhive import hive
-
+def test_thrift_server_sees_the_table_through_pyhive(shared_table, cluster, cluster_env, monkeypatch):
     name, _, _ = shared_table
-    conn = hive.connect(
-        cluster["hiveserver2_host"], port=cluster["hiveserver2_port"], auth="NOSASL", username="sparkml"
-    )
+    monkeypatch.setenv("KRB5CCNAME", cluster_env.get("KRB5CCNAME", ""))  # svc-sparkml's ticket, for HiveServer2
+    conn = hive_connection(cluster)
     try:
         cursor = conn.cursor()
         cursor.execute(f"SELECT id, label, ds FROM {name} ORDER BY id")

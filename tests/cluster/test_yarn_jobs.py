@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.cluster.conftest import hive_connection, kerberos_submit_args
 from tests.conftest import CONF_DIR, REPO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
@@ -31,6 +33,11 @@ def release(tmp_path_factory) -> Path:
     return target
 
 
+# The project's jar inside the packed env as YARN unpacks it (./env): a cluster-mode driver starts before
+# the session factory could add it, so the submit line puts it on the driver's classpath (README).
+PACKED_JAR = f"./env/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar"
+
+
 def _submit(spark_submit, env, release: Path, cluster: dict, job: str, *args: str) -> subprocess.CompletedProcess:
     """The spark-submit line documented in the README for schedulers."""
     cmd = [
@@ -39,14 +46,16 @@ def _submit(spark_submit, env, release: Path, cluster: dict, job: str, *args: st
         "--conf", "spark.pyspark.python=./env/bin/python",
         "--conf", f"spark.yarn.archive={cluster['spark_yarn_archive']}",
         "--conf", "spark.yarn.maxAppAttempts=1",
-        "--conf", f"spark.driver.extraClassPath={cluster['jdbc_driver_jar']}",
+        "--conf", f"spark.driver.extraClassPath={cluster['jdbc_driver_jar']}:{PACKED_JAR}",
         "--driver-memory", "1g", "--executor-memory", "1g", "--num-executors", "1", "--executor-cores", "2",
+        *kerberos_submit_args(cluster),
         str(release / "jobs" / job), "--env", "cluster", "--conf-dir", "./conf", *args,
     ]
     return subprocess.run(cmd, cwd=release, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(cluster, cluster_env, spark_submit, release):
+def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(cluster, cluster_env, spark_submit, release,
+                                                                                 monkeypatch):
     run = uuid.uuid4().hex[:6]
     # Input data and features: client-mode runs of the same CLI on the same cluster (faster to start).
     cli = [str(REPO / ".venv" / "bin" / "sparkml-ops"), "--env", "cluster", "--conf-dir", str(CONF_DIR),
@@ -62,9 +71,8 @@ def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(c
     assert score.returncode == 0, score.stderr[-3000:]
     app_id = re.search(r"(application_\d+_\d+)", score.stderr).group(1)
 
-    from pyhive import hive
-
-    cursor = hive.connect(cluster["hiveserver2_host"], port=cluster["hiveserver2_port"], auth="NOSASL", username=f"analyst-{run}").cursor()
+    monkeypatch.setenv("KRB5CCNAME", cluster_env.get("KRB5CCNAME", ""))  # the job user's ticket, for HiveServer2
+    cursor = hive_connection(cluster, username=f"analyst-{run}").cursor()
     cursor.execute("SELECT run_id, model_version, status, exit_code, rows_out FROM ml_ops.job_runs "
                    f"WHERE application_id = '{app_id}'")
     (run_id, version, status, exit_code, rows_out), = cursor.fetchall()

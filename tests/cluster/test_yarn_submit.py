@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+from tests.cluster.conftest import kerberos_submit_args
+
 pytestmark = pytest.mark.cluster
 
 JOB_OK = textwrap.dedent(
@@ -42,6 +44,7 @@ def submit(spark_submit: str, cluster: dict, env: dict, script, *args: str) -> s
         "--conf", f"spark.pyspark.python={env['PYSPARK_PYTHON']}",
         "--conf", "spark.yarn.submit.waitAppCompletion=true",
         "--driver-memory", "512m", "--executor-memory", "512m", "--num-executors", "1",
+        *kerberos_submit_args(cluster),
         str(script), *args,
     ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)

@@ -7,11 +7,13 @@ so runs never see each other's releases or audit trails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,14 +81,32 @@ def sshd_hosts() -> Path:
     return HOSTS
 
 
-def edge_hdfs_client():
-    """WebHDFS client (this host) of the cluster the edge nodes publish to, or ``None`` if there is none."""
+def edge_facts() -> dict | None:
+    """The facts of the cluster the edge nodes publish to (``None`` without one); points this process's
+    MIT Kerberos library at that cluster's realm, as the ``cluster`` fixture does."""
     if not HDFS_FACTS.is_file():
         return None
-    from hdfs import InsecureClient
-
     facts = json.loads(HDFS_FACTS.read_text())
-    return InsecureClient(facts["webhdfs_url"], user=facts["hdfs_user"])
+    if facts.get("krb5_conf"):
+        os.environ["KRB5_CONFIG"] = facts["krb5_conf"]
+    return facts
+
+
+def edge_hdfs_client():
+    """WebHDFS client (this host) of the cluster the edge nodes publish to, or ``None`` if there is none.
+
+    It reads as the framework's HDFS user: svc-sparkml from its keytab on the secure cluster.
+    """
+    facts = edge_facts()
+    if facts is None:
+        return None
+    from sparkml_ops.config import RegistrySettings
+    from sparkml_ops.io.storage import open_storage
+
+    from tests.registry.backends import cluster_auth
+
+    uri = facts["webhdfs_url"].replace("http://", "webhdfs://") + "/"
+    return open_storage(RegistrySettings(uri=uri, auth=cluster_auth(facts))).client
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +126,17 @@ def remove_hdfs_dir(path: str) -> None:
             client.delete(path, recursive=True)
         except Exception:  # best effort: the cluster may be gone already; paths are unique per run
             pass
+
+
+@contextlib.contextmanager
+def own_deploy_run(shared: DeployRun, prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployRun]:
+    """A run with its own base_dir and hdfs_dir (dev1's trail starts empty), sharing ``shared``'s builds."""
+    own = DeployRun(shared.builds, f"{prefix}-{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("registries"))
+    try:
+        yield own
+    finally:
+        shutil.rmtree(own.host_dir("dev1"), ignore_errors=True)
+        remove_hdfs_dir(own.hdfs_dir)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from sparkml_ops.deploy.build import build
+from sparkml_ops.deploy.build import build, dependency_closure
 from sparkml_ops.deploy.manifest import load_stored_build
 from sparkml_ops.errors import IntegrityError, NotFoundError, RefusedError
 from tests.deploy.conftest import _git
@@ -43,6 +43,21 @@ def test_manifest_has_the_sha256_of_every_file_and_who_built_it(deploy_run, buil
     assert any(n.startswith("sparkml_ops-0.1.0-") and n.endswith(".whl") for n in names)
     assert not any(n.startswith("conf/private") for n in names)
     assert json.loads(tar_member(stored.tarball, "manifest.json"))["build_id"] == builds[0]
+
+
+def test_the_wheelhouse_ships_the_kerberos_extra_for_a_secure_registry_on_the_edge_nodes(deploy_run, builds):
+    with tarfile.open(load_stored_build(deploy_run.builds, builds[0]).tarball) as tar:
+        wheels = {n.split("/")[-1].split("-")[0].lower() for n in tar.getnames() if n.startswith("wheelhouse/")}
+    assert {"gssapi", "requests_gssapi", "decorator"} <= wheels
+
+
+def test_dependency_closure_follows_the_projects_extras_but_not_those_of_its_dependencies():
+    reqs = ['requests-gssapi>=1.2; extra == "kerberos"', 'hdfs>=2.7', 'pytest>=8; extra == "dev"']
+    with_extra = dependency_closure(reqs, (), ("kerberos",))
+    assert {"requests-gssapi", "gssapi", "decorator", "hdfs", "requests"} <= set(with_extra)
+    assert "pytest" not in with_extra
+    assert "requests-kerberos" not in with_extra  # hdfs[kerberos] is an extra of a dependency
+    assert not {"requests-gssapi", "gssapi"} & set(dependency_closure(reqs, ()))
 
 
 def tar_member(path, name):

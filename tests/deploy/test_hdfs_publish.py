@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import uuid
 
 import pytest
 
 from sparkml_ops.deploy import service
-from tests.deploy.conftest import DeployRun, remove_hdfs_dir
+from tests.deploy.conftest import DeployRun, own_deploy_run
 
 pytestmark = [pytest.mark.ssh, pytest.mark.cluster]
 PUBLISHED = ["conf.tar.gz", "env.tar.gz", "jobs", "manifest.json", "smoke.py"]
@@ -24,10 +22,8 @@ PUBLISHED = ["conf.tar.gz", "env.tar.gz", "jobs", "manifest.json", "smoke.py"]
 @pytest.fixture(scope="module")
 def run(deploy_run: DeployRun, edge_hdfs, tmp_path_factory: pytest.TempPathFactory):
     """Own base_dir and hdfs_dir (dev1's trail starts empty here), sharing the session's builds."""
-    own = DeployRun(deploy_run.builds, f"h-{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("registries"))
-    yield own
-    shutil.rmtree(own.host_dir("dev1"), ignore_errors=True)
-    remove_hdfs_dir(own.hdfs_dir)
+    with own_deploy_run(deploy_run, "h", tmp_path_factory) as own:
+        yield own
 
 
 def hdfs_sha256(client, path: str) -> str:

@@ -19,6 +19,7 @@ from sparkml_ops.config import SshHost
 from sparkml_ops.deploy.release import Layout
 from sparkml_ops.io.ssh import SshOptions, connect, quote
 from tests.deploy.conftest import GEN_CONF, HDFS_FACTS, REPO, DeployRun, fab, remove_hdfs_dir
+from tests.registry.backends import cluster_auth
 
 pytestmark = [pytest.mark.ssh, pytest.mark.cluster]
 CHANGE = "CHG-1515"
@@ -42,8 +43,11 @@ def run(deploy_run: DeployRun, edge_hdfs, tmp_path_factory: pytest.TempPathFacto
 
 
 def _sets(own: DeployRun, state) -> list[str]:
-    webhdfs = json.loads(HDFS_FACTS.read_text())["webhdfs_url"].replace("http://", "webhdfs://").rstrip("/")
-    return [*own.overrides("dev"), f"state_dir={state}", f"deploy.hdfs_read_uri={webhdfs}"]
+    facts = json.loads(HDFS_FACTS.read_text())
+    webhdfs = facts["webhdfs_url"].replace("http://", "webhdfs://").rstrip("/")
+    # The HDFS audit copy is read with registry.auth: on the secure cluster, the framework user's keytab.
+    auth = [f"registry.auth.{key}={value}" for key, value in cluster_auth(facts).items()]
+    return [*own.overrides("dev"), f"state_dir={state}", f"deploy.hdfs_read_uri={webhdfs}", *auth]
 
 
 def _cli(own: DeployRun, state, conf, *args: str) -> subprocess.CompletedProcess:

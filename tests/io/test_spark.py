@@ -117,3 +117,13 @@ def test_second_application_on_busy_derby_metastore_gets_exit_6(spark, spark_sta
     )
     assert proc.returncode == 6, proc.stderr[-2000:]
     assert f"the embedded Derby metastore {spark_state_dir / 'metastore_db'} is in use by another process." in proc.stderr
+
+
+def test_session_conf_ships_the_project_jar_with_spark_jars_before_the_user_jars(local_settings):
+    from sparkml_ops.jvm import JAR
+
+    settings = local_settings.model_copy(
+        update={"spark": local_settings.spark.model_copy(update={"conf": {"spark.jars": "/opt/extra.jar"}})}
+    )
+    assert JAR.is_file(), "scripts/setup builds the jar"
+    assert session_conf(settings)["spark.jars"] == f"{JAR},/opt/extra.jar"

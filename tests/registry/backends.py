@@ -18,8 +18,15 @@ def registry_settings(backend: str, tmp_path: Path, cluster: dict | None) -> Reg
     assert cluster is not None
     web = urlsplit(cluster["webhdfs_url"])
     root = f"/tmp/sparkml-ops-tests/{uuid.uuid4().hex}"
-    return RegistrySettings(
-        uri=f"webhdfs://{web.hostname}:{web.port}{root}",
-        auth={"method": "simple", "user": cluster["hdfs_user"]},
-        timeout_s=30,
-    )
+    return RegistrySettings(uri=f"webhdfs://{web.hostname}:{web.port}{root}", auth=cluster_auth(cluster), timeout_s=30)
+
+
+def cluster_auth(cluster: dict, who: str = "job") -> dict:
+    """registry.auth of the test cluster's framework user: its keytab on the secure cluster, else simple auth.
+
+    ``who`` picks the principal on the secure cluster: ``job`` (svc-sparkml, owner of the registry),
+    ``other`` (analyst, no rights on it) or ``short`` (tickets of a few minutes).
+    """
+    if cluster.get("security") == "kerberos":
+        return {"method": "kerberos", "principal": cluster[f"{who}_principal"], "keytab": cluster[f"{who}_keytab"]}
+    return {"method": "simple", "user": cluster["hdfs_user"] if who == "job" else f"{who}-user"}

@@ -20,8 +20,9 @@ from tests.registry.models import Doubler
 def _flags(reg_settings) -> list[str]:
     flags = ["--conf-dir", str(CONF_DIR), "--set", f"registry.uri={reg_settings.uri}"]
     if reg_settings.auth.method != "none":
-        flags += ["--set", f"registry.auth.method={reg_settings.auth.method}",
-                  "--set", f"registry.auth.user={reg_settings.auth.user}"]
+        # Every auth field the backend set: user for simple auth, principal and keytab for Kerberos.
+        for key, value in reg_settings.auth.model_dump(exclude_none=True).items():
+            flags += ["--set", f"registry.auth.{key}={value}"]
     return flags
 
 
