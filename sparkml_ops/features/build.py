@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from datetime import date, datetime, timedelta, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sparkml_ops.config import Settings
@@ -42,6 +43,7 @@ class BuildResult:
     features: list[str] = field(default_factory=list)
     exit_code: int = 0
     state_rebuilt: dict[str, list[str]] = field(default_factory=dict)  # events source -> days whose tiles were computed
+    state_raw: dict[str, list[str]] = field(default_factory=dict)  # events source -> new days read raw, tiled later
 
 
 def feature_table(settings: Settings, spec: FeatureSpec) -> str:
@@ -190,7 +192,8 @@ def build_features(
     """Compute ``spec`` for each as-of date into ``<features db>.<spec.name>``, replacing only those partitions.
 
     Events sources are read as daily tiles (:mod:`sparkml_ops.features.state`): the days whose
-    stored tiles are missing or stale are computed from their raw partitions first.
+    stored tiles are missing or stale are computed from their raw partitions first, except the
+    newest ones, which are read raw until ``features.tile_batch_days`` of them await tiling.
 
     Args:
         dates: as-of dates; all are computed in one pass over each source.
@@ -216,10 +219,11 @@ def build_features(
     analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
     states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), rebuild_state) for n in tiled}
     for name, st in states.items():
-        require_days(name, spec.sources[name], st.fingerprints, st.rows, required[name])
+        rows = {**st.rows, **_probe_days(spark, spec.sources[name], [d for d in required[name] if d in st.raw])}
+        require_days(name, spec.sources[name], st.fingerprints, rows, required[name])
     for st in states.values():
         refresh_state(spark, spec, st)
-    tiles = {name: t for name, t in ((n, read_state(spark, st)) for n, st in states.items()) if t is not None}
+    tiles = {name: t for name, t in ((n, read_state(spark, spec, st)) for n, st in states.items()) if t is not None}
     points = {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}
     features = compute_features(spec, {**frames, **tiles}, points, PARTITION, tiled=set(tiles))
     table = feature_table(settings, spec)
@@ -227,12 +231,34 @@ def build_features(
                  comment=f"feature set {spec.name} ({spec.path.name}); one row per entity per as-of date")
     log.info("building feature set %s for %d as-of date(s) %s..%s into %s", spec.name, len(days), days[0], days[-1], table)
     iso = [d.isoformat() for d in days]
-    if len(iso) == 1:  # a static insert: the nightly case, without the sort by partition of a dynamic one
-        insert_partitions(features.drop(PARTITION), table, {PARTITION: iso[0]})
-    else:
-        insert_partitions(features, table)
-    written = spark.table(table).where(F.col(PARTITION).isin(iso)).groupBy(PARTITION).count().collect()
-    rows = {d: 0 for d in iso} | {r[0]: r[1] for r in written}
+    rows = _insert(features, table, iso)
+    stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
+    log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
+    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],
+                       state_rebuilt={n: st.rebuilt for n, st in states.items()},
+                       state_raw={n: st.raw for n, st in states.items()})
+
+
+def _insert(features: DataFrame, table: str, iso: list[str]) -> dict[str, int]:
+    """Replace the partitions ``iso`` of ``table`` with ``features``; the rows written per as-of date."""
+    if len(iso) == 1:  # a static insert (the nightly case: no sort by partition), counted on the way
+        observation = Observation("rows written")
+        insert_partitions(features.drop(PARTITION).observe(observation, F.count(F.lit(1)).alias("rows")), table, {PARTITION: iso[0]})
+        return {iso[0]: int(observation.get["rows"])}
+    insert_partitions(features, table)
+    written = features.sparkSession.table(table).where(F.col(PARTITION).isin(iso)).groupBy(PARTITION).count().collect()
+    return {d: 0 for d in iso} | {r[0]: r[1] for r in written}
+
+
+def _probe_days(spark: SparkSession, src: SourceSpec, days: list[str]) -> dict[str, int]:
+    """``{day: 1}`` for the day partitions of ``days`` that hold a row: one job, at most one row read per day."""
+    if not days:
+        return {}
+    part = spark.table(src.table)
+    probes = [part.where(F.col(src.partition_column) == d).select(F.col(src.partition_column)).limit(1) for d in days]
+    return {r[0]: 1 for r in reduce(lambda a, b: a.union(b), probes).collect()}
+
+
     stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
     log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
     return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],

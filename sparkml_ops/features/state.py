@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from functools import reduce
 from math import gcd
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,7 +28,7 @@ from sparkml_ops.features.compute import events_plan, prepare_source
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec
 from sparkml_ops.io.derived import mark_partitions, partition_fingerprints, partition_marks, replace_derived_partitions
 from sparkml_ops.io.tables import table_exists
-from sparkml_ops.transforms.windows import US_PER_DAY, daily_tiles, event_rows
+from sparkml_ops.transforms.windows import US_PER_DAY, daily_tiles, event_rows, event_tiles
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,11 @@ class SourceState:
 
     Attributes:
         fingerprints: source day -> fingerprint of its files, for the days whose partition exists.
-        rows: source day -> rows of its partition, for every day in ``fingerprints``: stored with
-            the tiles of a valid day (same files, so the same rows), counted for a stale one.
-        rebuilt: the days whose tiles are stale (missing, changed, another spec) and are computed.
+        rows: source day -> rows of its partition, for the stored days (from their marks) and the
+            days tiled now (counted); the days read raw are not counted.
+        rebuilt: the stale days (missing, changed, another spec) whose tiles are computed now.
+        raw: the stale days among the newest ``features.tile_batch_days``, read raw by this build and
+            tiled by a later one (see :func:`plan_state`).
     """
 
     source: str
@@ -52,6 +55,7 @@ class SourceState:
     spec_fingerprint: str
     rows: dict[str, int] = field(default_factory=dict)
     rebuilt: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
 
 
 def state_table(settings: Settings, spec: FeatureSpec, source: str) -> str:
@@ -91,13 +95,18 @@ def _mark(source_fp: str, spec_fp: str, rows: int) -> str:
 
 def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
                rebuild: bool = False) -> SourceState:
-    """Which stored days of one events source are valid, which must be computed, and the rows of each day.
+    """Which stored days of one events source are valid, which are tiled now, which are read raw.
 
-    One listing of the source partitions (their fingerprints), one read of the state's marks
-    (metastore only), and one count of the raw rows of the stale days: no tile is read.
-    A day is valid when its stored mark holds the current fingerprints of its source partition and
-    of the spec; the others (all of them with ``rebuild``) are stale. Days without a source
-    partition have no tiles.
+    One listing of the source partitions (their fingerprints) and one read of the state's marks
+    (metastore only): no tile is read. A day is valid when its stored mark holds the current
+    fingerprints of its source partition and of the spec; the others (all of them with ``rebuild``)
+    are stale. Days without a source partition have no tiles.
+
+    Stale days among the newest ``features.tile_batch_days`` of ``days`` are read raw while fewer
+    than that many of them are stale: a nightly build then adds its new day without a tiling job,
+    and every ``tile_batch_days``-th night tiles them all in one. Older stale days (late data, a
+    first build, another spec) and, with ``rebuild``, every day are tiled now; their raw rows are
+    counted for their marks.
     """
     src = spec.sources[source]
     table = state_table(settings, spec, source)
@@ -107,12 +116,17 @@ def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, sourc
     stored = {d: int(m.rsplit(" ", 1)[1]) for d, m in marks.items()
               if d in current and m.rsplit(" ", 1)[0] == f"{current[d]} {spec_fp}"}
     stale = sorted(d for d in current if d not in stored)
+    batch = settings.features.tile_batch_days
+    raw = [] if rebuild else [d for d in stale if d in days[-batch:]]
+    if len(raw) >= batch:
+        raw = []
+    tiled = [d for d in stale if d not in raw]
     counted = {}
-    if stale:
-        raw = spark.table(src.table).where(F.col(src.partition_column).isin(stale))
-        counted = {r[0]: r[1] for r in raw.groupBy(src.partition_column).count().collect()}
-    rows = {d: stored[d] if d in stored else counted.get(d, 0) for d in current}
-    return SourceState(source, table, current, spec_fp, rows, stale)
+    if tiled:
+        rows = spark.table(src.table).where(F.col(src.partition_column).isin(tiled))
+        counted = {r[0]: r[1] for r in rows.groupBy(src.partition_column).count().collect()}
+    rows = {**stored, **{d: counted.get(d, 0) for d in tiled}}
+    return SourceState(source, table, current, spec_fp, rows, tiled, raw)
 
 
 def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, state: SourceState) -> DataFrame:
@@ -150,11 +164,18 @@ def refresh_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) ->
     mark_partitions(spark, state.table, DAY, marks)
 
 
-def read_state(spark: SparkSession, state: SourceState) -> DataFrame | None:
-    """The stream rows of the source's valid tiles: only days whose stored fingerprints match the current ones."""
-    if not state.fingerprints or not table_exists(spark, state.table):
-        return None
-    fps = F.create_map(*[x for d, fp in state.fingerprints.items() for x in (F.lit(d), F.lit(fp))])
-    tiles = spark.table(state.table).where(F.col(DAY).isin(list(state.fingerprints)))
-    valid = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
-    return valid.drop(DAY, *META)
+def read_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) -> DataFrame | None:
+    """The stream rows of the source: its valid tiles (fingerprints checked again on the rows), and its raw days as one-row tiles."""
+    src = spec.sources[state.source]
+    parts = []
+    if state.fingerprints.keys() - set(state.raw) and table_exists(spark, state.table):
+        fps = F.create_map(*[x for d, fp in state.fingerprints.items() for x in (F.lit(d), F.lit(fp))])
+        tiles = spark.table(state.table).where(F.col(DAY).isin([d for d in state.fingerprints if d not in state.raw]))
+        valid = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
+        parts.append(valid.drop(DAY, *META))
+    if state.raw:
+        index = list(spec.sources).index(src.name)
+        rows = prepare_source(spec, src, spark.table(src.table).where(F.col(src.partition_column).isin(state.raw)))
+        defs, _ = events_plan(spec, src, index, rows)
+        parts.append(rows.transform(event_rows(spec.entity_keys, src.time_column, defs, index)).transform(event_tiles(spec.entity_keys, defs)))
+    return reduce(lambda a, b: a.unionByName(b), parts) if parts else None

@@ -196,3 +196,26 @@ def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: in
                               *[c for c in grouped.columns if c.startswith("_m")], LAST, day_col)
 
     return apply
+
+
+def event_tiles(keys: Sequence[str], measures: Sequence[MeasureDef]) -> Callable[[DataFrame], DataFrame]:
+    """Stream rows -> one tile per row, shaped as :func:`daily_tiles`' (without the day column).
+
+    A build reads its newest source days raw this way, beside the stored tiles of the older ones:
+    a one-row tile is wholly inside or outside every window, so the sweep gives the same features.
+    """
+
+    def apply(df: DataFrame) -> DataFrame:
+        cols = []
+        for m in measures:
+            name, v = m.measure.column, F.col(m.measure.column)
+            if m.measure.kind == "distinct":
+                kind = dict(df.dtypes)[name]
+                cols.append(F.when(v.isNotNull(), F.array(v)).otherwise(F.array().cast(f"array<{kind}>")).alias(name))
+                continue
+            stats = {"n": F.when(v.isNotNull(), F.lit(1)).otherwise(F.lit(0)).cast("bigint"), "s": v, "lo": v, "hi": v,
+                     "q": F.when(v.isNotNull(), F.lit(0.0))}
+            cols += [stats[s].alias(f"{name}_{s}") for s in m.tile_stats()]
+        return df.select(*keys, TIME, KIND, SOURCE, *cols, F.col(TIME).alias(LAST))
+
+    return apply

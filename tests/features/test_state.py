@@ -22,6 +22,16 @@ pytestmark = pytest.mark.spark
 TODAY = date(2026, 2, 1)
 
 
+def _batch(settings, days: int):
+    return settings.model_copy(update={"features": settings.features.model_copy(update={"tile_batch_days": days})})
+
+
+@pytest.fixture
+def feat_settings(feat_settings):
+    """Every new day is tiled at once (``tile_batch_days`` 1), so these tests see each day's tiles computed."""
+    return _batch(feat_settings, 1)
+
+
 def _partition(spark, table: str, day: str) -> list[tuple]:
     return sorted(tuple(r) for r in spark.table(table).where(f"as_of_date = '{day}'").collect())
 
@@ -196,3 +206,23 @@ def test_rebuild_state_from_to_recomputes_late_data_the_fingerprint_cannot_see(t
     assert _sum_of(warehouse, "ml_features.db/card_fraud", "2026-01-11", "tx_amount_sum_1d") == pytest.approx(before)
     assert build("--rebuild-state") == days
     assert _sum_of(warehouse, "ml_features.db/card_fraud", "2026-01-11", "tx_amount_sum_1d") == pytest.approx(2 * before)
+
+
+
+def test_the_newest_days_are_read_raw_until_a_batch_of_them_is_tiled_in_one_job(spark, feat_settings, make_feature_set):
+    path, tx, _ = make_feature_set()
+    batched = _batch(feat_settings, 2)
+    spec = load_feature_spec(path, batched)
+    table = f"{FEATURES}.{spec.name}"
+    first = _build(spark, batched, spec, date(2026, 1, 10))  # a first build: its two stale days make a batch
+    assert (first.state_rebuilt, first.state_raw) == ({"tx": ["2026-01-08", "2026-01-09"]}, {"tx": []})
+    nightly = _build(spark, batched, spec, date(2026, 1, 11))  # the new day 01-10 alone awaits tiles: read raw
+    assert (nightly.state_rebuilt, nightly.state_raw) == ({"tx": []}, {"tx": ["2026-01-10"]})
+    assert "2026-01-10" not in {r[0] for r in spark.table(state_table(batched, spec, "tx")).select("ds").distinct().collect()}
+    second = _build(spark, batched, spec, date(2026, 1, 12))  # 01-10 and 01-11 await tiles: a batch, one job
+    assert (second.state_rebuilt, second.state_raw) == ({"tx": ["2026-01-10", "2026-01-11"]}, {"tx": []})
+    batched_rows = [_partition(spark, table, f"2026-01-{d}") for d in (11, 12)]
+    eager = [_build(spark, feat_settings, spec, date(2026, 1, d), rebuild_state=True) for d in (11, 12)]
+    assert all(not r.state_raw["tx"] for r in eager)
+    assert [_partition(spark, table, f"2026-01-{d}") for d in (11, 12)] == batched_rows
+    assert batched_rows[0] and batched_rows[1]
