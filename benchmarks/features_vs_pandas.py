@@ -57,21 +57,31 @@ features:
 
 def pandas_features(table_dir: Path, as_of: date, out_dir: Path) -> tuple[float, int]:
     """The same 20 features with pyarrow + pandas in this process; returns (seconds, rows)."""
-    import numpy as np
-    import pandas as pd
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
     import pyarrow as pa
 
     t0 = time.perf_counter()
-    cutoff = np.datetime64(as_of.isoformat(), "us")  # end of D minus the 1-day lag = 00:00 of D
     first = (as_of - timedelta(days=max(WINDOWS))).isoformat()
     dataset = ds.dataset(table_dir, format="parquet", partitioning="hive")
     flt = (ds.field("ds") >= first) & (ds.field("ds") <= (as_of - timedelta(days=1)).isoformat())
     table = dataset.to_table(columns=["customer_id", "ts", "amount"], filter=flt)
     df = table.to_pandas()
     df["customer_id"] = df["customer_id"].astype("category")
-    age = cutoff - df["ts"].to_numpy(dtype="datetime64[us]")
+    out = pandas_windows(df, df["ts"].to_numpy(dtype="datetime64[us]"), as_of)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), out_dir / "part-0.parquet")
+    return time.perf_counter() - t0, len(out)
+
+
+def pandas_windows(df, ts, as_of: date):
+    """The 20 features as of the end of ``as_of`` (1-day lag) from rows (customer_id categorical, amount; ``ts`` µs)."""
+    import numpy as np
+    import pandas as pd
+
+    cutoff = np.datetime64(as_of.isoformat(), "us")  # end of D minus the 1-day lag = 00:00 of D
+    age = cutoff - ts
     parts = []
     for days in WINDOWS:
         mask = (age > np.timedelta64(0, "us")) & (age <= np.timedelta64(days, "D"))
@@ -84,10 +94,7 @@ def pandas_features(table_dir: Path, as_of: date, out_dir: Path) -> tuple[float,
         out[f"tx_amount_sum_{days}d"] = out[f"tx_amount_sum_{days}d"].fillna(0.0)
     out = out.reset_index()
     out["customer_id"] = out["customer_id"].astype(str)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), out_dir / "part-0.parquet")
-    return time.perf_counter() - t0, len(out)
+    return out
 
 
 def spark_floor(spark, raw: str, as_of: date) -> float:

@@ -203,6 +203,9 @@ class FeaturesSettings(Frozen):
     stats_table: HiveName = "feature_stats"
     default_availability_lag: Duration = "1d"
     max_dates_per_run: int = Field(default=31, ge=1)
+    # The newest source days a build reads raw (as one-row tiles) until this many are untiled; then all
+    # are tiled in one job. 1 tiles every new day at once; 7 spares six nights in seven that job.
+    tile_batch_days: int = Field(default=7, ge=1, le=31)
 
 
 class SmtpSettings(Frozen):

@@ -36,6 +36,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="feature spec name (<conf_dir>/features/<name>.yaml) or path to a .yaml file")
     add_date_options(parser)
     parser.add_argument("--no-stats", action="store_true", help="skip the feature statistics of this run")
+    parser.add_argument("--rebuild-state", action="store_true",
+                        help="recompute the stored daily tiles of every source day these dates read (late data)")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -80,10 +82,12 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     dates = dates_from_args(args)
     spec = load_feature_spec(args.spec, settings)  # before Spark: a bad spec costs no cluster time
     with spark_session(settings, app_name=f"sparkml-ops-features-{spec.name}") as spark:
-        result = build_features(spark, settings, spec, dates, compute_stats=not args.no_stats)
+        result = build_features(spark, settings, spec, dates, compute_stats=not args.no_stats,
+                                rebuild_state=args.rebuild_state)
     if args.json:
         print_json({"feature_set": result.feature_set, "table": result.table, "rows_per_date": result.rows_per_date,
-                    "stats_table": result.stats_table})
+                    "stats_table": result.stats_table, "state_rebuilt": result.state_rebuilt,
+                    "state_raw": result.state_raw})
     else:
         print_table(["as_of_date", "rows"], sorted(result.rows_per_date.items()))
         print(f"\n{len(result.features)} features of {result.feature_set} in {result.table}"

@@ -11,19 +11,21 @@ so a bad run leaves the table exactly as it was; a rerun of a date replaces that
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from datetime import date, datetime, timedelta, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, UsageError
-from sparkml_ops.features.compute import check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.compute import analyse_sql, check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.state import plan_state, read_state, refresh_state
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.features.stats import write_feature_stats
-from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, missing_partitions, table_schema
+from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, partition_values, table_schema
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class BuildResult:
     stats_table: str | None = None
     features: list[str] = field(default_factory=list)
     exit_code: int = 0
+    state_rebuilt: dict[str, list[str]] = field(default_factory=dict)  # events source -> days whose tiles were computed
+    state_raw: dict[str, list[str]] = field(default_factory=dict)  # events source -> new days read raw, tiled later
 
 
 def feature_table(settings: Settings, spec: FeatureSpec) -> str:
@@ -106,6 +110,50 @@ def check_dates(dates: Sequence[date], settings: Settings, today: date | None = 
     return days
 
 
+def source_ranges(spec: FeatureSpec, days: Sequence[date]) -> tuple[dict[str, tuple[date, date]], dict[str, list[str]]]:
+    """Per events source: the (first, last) day partitions the as-of ``days`` read, and those that must hold rows."""
+    ranges: dict[str, tuple[date, date]] = {}
+    required: dict[str, list[str]] = {}
+    for name, src in spec.sources.items():
+        if src.kind == "events":
+            spans = [source_days(src, asof_time(d), spec.max_window_us(name)) for d in days]
+            ranges[name] = (min(s[0] for s in spans), max(s[1] for s in spans))
+            required[name] = sorted({s[1].isoformat() for s in spans})
+    return ranges, required
+
+
+def _check_required(spark: SparkSession, name: str, src: SourceSpec, df: DataFrame, need: list[str]) -> None:
+    """Every required day partition exists and holds rows (one metastore listing, one count of those days)."""
+    part = src.partition_column
+    present = set(partition_values(spark, src.table, part))
+    rows = {}
+    if present.issuperset(need):  # else the missing day is the error, and nothing needs counting
+        rows = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
+    require_days(name, src, present, rows, need)
+
+
+def require_days(name: str, src: SourceSpec, present: Collection[str], rows: Mapping[str, int], need: list[str]) -> None:
+    """Every day of ``need`` is among the ``present`` partitions of the source and holds ``rows``.
+
+    Raises:
+        DataValidationError: naming the first missing, else the first empty, day.
+    """
+    part = src.partition_column
+    missing = [d for d in need if d not in present]
+    if missing:
+        raise DataValidationError(
+            f"source '{name}': partition {part}={missing[0]} of {src.table} is missing"
+            f" ({len(missing)} of {len(need)} required day(s) missing); nothing was written.",
+            hint="Load that day first, or build an earlier as-of date.",
+        )
+    empty = [d for d in need if not rows.get(d)]
+    if empty:
+        raise DataValidationError(
+            f"source '{name}': partition {part}={empty[0]} of {src.table} is empty; nothing was written.",
+            hint="Reload that day's data, then rerun.",
+        )
+
+
 def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple[date, date]],
                  required: dict[str, list[str]]) -> dict[str, DataFrame]:
     """Read and check every source: schema, required partitions, non-empty; then prepare its rows.
@@ -121,21 +169,8 @@ def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple
         df = spark.table(src.table)
         if src.kind == "events":
             part = src.partition_column
-            need = required.get(name, [])
-            missing = missing_partitions(spark, src.table, part, need)
-            if missing:
-                raise DataValidationError(
-                    f"source '{name}': partition {part}={missing[0]} of {src.table} is missing"
-                    f" ({len(missing)} of {len(need)} required day(s) missing); nothing was written.",
-                    hint="Load that day first, or build an earlier as-of date.",
-                )
-            counts = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
-            empty = [d for d in need if not counts.get(d)]
-            if empty:
-                raise DataValidationError(
-                    f"source '{name}': partition {part}={empty[0]} of {src.table} is empty; nothing was written.",
-                    hint="Reload that day's data, then rerun.",
-                )
+            if required.get(name):
+                _check_required(spark, name, src, df, required[name])
             first, last = ranges[name]
             df = df.where(F.col(part).between(first.isoformat(), last.isoformat()))
         elif df.limit(1).count() == 0:
@@ -152,13 +187,20 @@ def build_features(
     dates: Sequence[date],
     compute_stats: bool = True,
     today: date | None = None,
+    rebuild_state: bool = False,  # params: a seventh, as the CLI's and jobs' flags map one to one onto these
 ) -> BuildResult:
     """Compute ``spec`` for each as-of date into ``<features db>.<spec.name>``, replacing only those partitions.
+
+    Events sources are read as daily tiles (:mod:`sparkml_ops.features.state`): the days whose
+    stored tiles are missing or stale are computed from their raw partitions first, except the
+    newest ones, which are read raw until ``features.tile_batch_days`` of them await tiling.
 
     Args:
         dates: as-of dates; all are computed in one pass over each source.
         compute_stats: also write per-feature statistics to ``<ops db>.<features.stats_table>``.
         today: the current UTC date (for tests); dates after it are refused.
+        rebuild_state: recompute the tiles of every source day the dates read, valid or not
+            (late data that left the files' names, sizes and times unchanged).
 
     Returns:
         The table name and the number of rows written per as-of date.
@@ -170,24 +212,58 @@ def build_features(
         FeatureSpecError: a SQL expression of the spec does not analyse.
     """
     days = check_dates(dates, settings, today)
-    ranges: dict[str, tuple[date, date]] = {}
-    required: dict[str, list[str]] = {}
-    for name, src in spec.sources.items():
-        if src.kind == "events":
-            spans = [source_days(src, asof_time(d), spec.max_window_us(name)) for d in days]
-            ranges[name] = (min(s[0] for s in spans), max(s[1] for s in spans))
-            required[name] = sorted({s[1].isoformat() for s in spans})
-    frames = load_sources(spark, spec, ranges, required)
+    ranges, required = source_ranges(spec, days)
+    tiled = [n for n in ranges if spec.features_of(n, "aggregate") or spec.features_of(n, "recency")]
+    # The tiled sources' required days are checked below from the state's one listing and count.
+    frames = load_sources(spark, spec, ranges, {n: need for n, need in required.items() if n not in tiled})
+    analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
+    states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), rebuild_state) for n in tiled}
+    for name, st in states.items():
+        rows = {**st.rows, **_probe_days(spark, spec.sources[name], [d for d in required[name] if d in st.raw])}
+        require_days(name, spec.sources[name], st.fingerprints, rows, required[name])
+    for st in states.values():
+        refresh_state(spark, spec, st)
+    tiles = {name: t for name, t in ((n, read_state(spark, spec, st)) for n, st in states.items()) if t is not None}
     points = {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}
-    features = compute_features(spec, frames, points, PARTITION)
+    features = compute_features(spec, {**frames, **tiles}, points, PARTITION, tiled=set(tiles))
     table = feature_table(settings, spec)
     ensure_table(spark, table, feature_table_columns(spec), [ColumnDef(PARTITION, "string", "as-of date YYYY-MM-DD")],
                  comment=f"feature set {spec.name} ({spec.path.name}); one row per entity per as-of date")
     log.info("building feature set %s for %d as-of date(s) %s..%s into %s", spec.name, len(days), days[0], days[-1], table)
-    insert_partitions(features, table)
     iso = [d.isoformat() for d in days]
-    written = spark.table(table).where(F.col(PARTITION).isin(iso)).groupBy(PARTITION).count().collect()
-    rows = {d: 0 for d in iso} | {r[0]: r[1] for r in written}
+    rows = _insert(features, table, iso)
     stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
     log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
-    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)])
+    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],
+                       state_rebuilt={n: st.rebuilt for n, st in states.items()},
+                       state_raw={n: st.raw for n, st in states.items()})
+
+
+def _insert(features: DataFrame, table: str, iso: list[str]) -> dict[str, int]:
+    """Replace the partitions ``iso`` of ``table`` with ``features``; the rows written per as-of date."""
+    if len(iso) == 1:  # a static insert (the nightly case: no sort by partition), counted on the way
+        observation = Observation("rows written")
+        insert_partitions(features.drop(PARTITION).observe(observation, F.count(F.lit(1)).alias("rows")), table, {PARTITION: iso[0]})
+        return {iso[0]: int(observation.get["rows"])}
+    insert_partitions(features, table)
+    written = features.sparkSession.table(table).where(F.col(PARTITION).isin(iso)).groupBy(PARTITION).count().collect()
+    return {d: 0 for d in iso} | {r[0]: r[1] for r in written}
+
+
+def _probe_days(spark: SparkSession, src: SourceSpec, days: list[str]) -> dict[str, int]:
+    """``{day: 1}`` for the day partitions of ``days`` that hold a row: one job, at most one row read per day."""
+    if not days:
+        return {}
+    part = spark.table(src.table)
+    probes = [part.where(F.col(src.partition_column) == d).select(F.col(src.partition_column)).limit(1) for d in days]
+    return {r[0]: 1 for r in reduce(lambda a, b: a.union(b), probes).collect()}
+
+
+    stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
+    log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
+    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],
+                       state_rebuilt={n: st.rebuilt for n, st in states.items()})
+
+
+def _days(first: date, last: date) -> list[str]:
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

@@ -7,7 +7,10 @@ features identical.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import reduce
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
@@ -16,14 +19,14 @@ from pyspark.sql import functions as F
 from sparkml_ops.errors import DataValidationError
 from sparkml_ops.features.spec import Feature, FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.io.tables import check_schema
-from sparkml_ops.transforms.columns import fill_nulls, select_typed, with_columns, with_ratio, with_sql_columns
-from sparkml_ops.transforms.pit import latest_before
-from sparkml_ops.transforms.windows import WindowAggregate, window_aggregates, with_age, within_window
+from sparkml_ops.transforms.columns import select_typed, with_columns, with_ratio, with_sql_columns
+from sparkml_ops.transforms.sweep import AttributesPlan, EventsPlan, SweepPlan
+from sparkml_ops.transforms.windows import (
+    MeasureDef, WindowAggregate, attribute_rows, event_rows, output_schema, plan_measures, point_rows, window_features,
+)
 
 ASOF = "_asof"  # the time the features are "as of" (end of the as-of date, or the label's event time)
-CUTOFF = "_cutoff"  # ASOF minus the source's availability lag: rows strictly before it are known
-KNOWN_AT = "_known_at"
-ZERO_WHEN_MISSING = {"count", "count_distinct", "approx_count_distinct", "sum"}
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def check_source_schema(spec: FeatureSpec, src: SourceSpec, actual: Mapping[str, str]) -> None:
@@ -49,92 +52,124 @@ def _analysed(spec: FeatureSpec, feature: str, build):
         raise spec.error(f"SQL does not analyse against the source: {first}", feature) from exc
 
 
-def _join_points(rows: DataFrame, points: DataFrame | Mapping[str, str], keys: Sequence[str], point_col: str) -> DataFrame:
-    if isinstance(points, DataFrame):
-        return rows.join(points, on=list(keys), how="inner")
-    # A few as-of dates: every row meets every date through explode over literals, which keeps
-    # scan, filter and partial aggregation in one generated-code stage (a cross join does not).
-    structs = [F.struct(F.lit(value).alias(point_col), F.lit(moment).cast("timestamp").alias(ASOF))
-               for value, moment in points.items()]
-    return rows.withColumn("_point", F.explode(F.array(*structs))).select("*", "_point.*").drop("_point")
+def _as_of(points: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """Build points ``{as_of_date: 'YYYY-MM-DD HH:MM:SS' UTC}`` -> ``(as_of_date, instant µs)``."""
+    out = []
+    for value, moment in points.items():
+        instant = datetime.strptime(moment, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        out.append((value, (instant - EPOCH) // timedelta(microseconds=1)))
+    return tuple(out)
 
 
-def _with_cutoff(df: DataFrame, lag_us: int) -> DataFrame:
-    return df.withColumn(CUTOFF, F.timestamp_micros(F.unix_micros(F.col(ASOF)) - F.lit(lag_us)))
-
-
-def event_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
-                   point_cols: Sequence[str]) -> DataFrame:
-    """Windowed aggregates and recency of one events source, per entity and point, in one groupBy."""
-    keys = spec.entity_keys
+def window_aggregates(spec: FeatureSpec, src: SourceSpec, rows: DataFrame | None = None) -> list[WindowAggregate]:
+    """The aggregate features of ``src``; with ``rows``, a ``where`` that does not analyse is a spec error."""
     aggs = [WindowAggregate(f.name, f.func, f.column, f.window_us, f.where) for f in spec.features_of(src.name, "aggregate")]
-    recency = [f.name for f in spec.features_of(src.name, "recency")]
-    joined = _with_cutoff(_join_points(rows, points, keys, point_cols[0]), src.lag_us)
-    grouped = (
-        joined.transform(with_age(src.time_column, CUTOFF))
-        .transform(within_window(spec.max_window_us(src.name)))
-    )
     for agg in aggs:
-        if agg.where:
-            _analysed(spec, agg.name, lambda a=agg: grouped.select(F.expr(a.where)))
-    return grouped.transform(window_aggregates([*keys, *point_cols], aggs, recency, recency_offset_us=src.lag_us))
+        if agg.where and rows is not None:
+            _analysed(spec, agg.name, lambda a=agg: rows.select(F.expr(a.where)))
+    return aggs
 
 
-def attribute_features(spec: FeatureSpec, src: SourceSpec, rows: DataFrame, points: DataFrame | Mapping[str, str],
-                       point_cols: Sequence[str]) -> DataFrame:
-    """Row-level SQL features of an attributes source, taken from the latest row known at each point."""
-    keys = spec.entity_keys
+def measure_prefix(source: int) -> str:
+    """Stream column prefix of the measures of the source at position ``source`` of the spec."""
+    return f"_m{source}_"
+
+
+def events_plan(spec: FeatureSpec, src: SourceSpec, source: int, rows: DataFrame | None = None,
+                tiled: bool = False) -> tuple[list[MeasureDef], EventsPlan]:
+    """The measures (Spark expressions over source rows) and the sweep plan of one events source."""
+    defs, outputs = plan_measures(window_aggregates(spec, src, rows), measure_prefix(source))
+    recency = tuple(f.name for f in spec.features_of(src.name, "recency"))
+    plan = EventsPlan(source, tuple(d.measure for d in defs), outputs, recency, src.lag_us, spec.max_window_us(src.name), tiled)
+    return defs, plan
+
+
+def analyse_sql(spec: FeatureSpec, frames: Mapping[str, DataFrame]) -> None:
+    """Check every ``where`` and ``sql`` of the spec against its source's rows (planning only, nothing runs).
+
+    Raises:
+        FeatureSpecError: naming the feature whose SQL does not analyse.
+    """
+    for name, src in spec.sources.items():
+        if src.kind == "events":
+            window_aggregates(spec, src, frames[name])
+        else:
+            for f in spec.features_of(name, "expression"):
+                _analysed(spec, f.name, lambda f=f: frames[name].select(F.expr(f.sql)))
+
+
+def _attributes_stream(spec: FeatureSpec, src: SourceSpec, source: int, rows: DataFrame) -> tuple[DataFrame, AttributesPlan]:
+    """Row-level SQL features of an attributes source as stream rows, known from their time column on."""
     feats = spec.features_of(src.name, "expression")
-    names = [f.name for f in feats]
     for f in feats:
         _analysed(spec, f.name, lambda f=f: rows.select(F.expr(f.sql)))
     valued = rows.transform(with_sql_columns({f.name: (f.sql, f.dtype) for f in feats}))
-    # A table without a time column is a static snapshot: every row counts as known since ever.
-    known_at = F.col(src.time_column) if src.time_column else F.lit("1970-01-01 00:00:00").cast("timestamp")
-    valued = valued.select(*keys, known_at.alias(KNOWN_AT), *names)
-    joined = _with_cutoff(_join_points(valued, points, keys, point_cols[0]), src.lag_us)
-    return joined.transform(latest_before([*keys, *point_cols], KNOWN_AT, CUTOFF, names))
+    names = tuple(f.name for f in feats)
+    stream = valued.transform(attribute_rows(spec.entity_keys, src.time_column, names, source))
+    return stream, AttributesPlan(source, names, src.lag_us)
+
+
+@dataclass(frozen=True)
+class FeatureStream:
+    """The rows of every source and the points as one stream, the plan of its sweep, and the output types."""
+
+    rows: DataFrame
+    plan: SweepPlan
+    types: dict[str, str]
+
+
+def feature_stream(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
+                   point_col: str, tiled: Collection[str] = ()) -> FeatureStream:
+    """Every source's rows (events, daily tiles, attributes) and the points, unioned for one sorted pass."""
+    keys = spec.entity_keys
+    types = {k: spec.key_types[k] for k in keys}
+    streams, events, attributes = [], [], []
+    for i, (name, src) in enumerate(spec.sources.items()):
+        if src.kind == "events" and (spec.features_of(name, "aggregate") or spec.features_of(name, "recency")):
+            defs, plan = events_plan(spec, src, i, None if name in tiled else frames[name], tiled=name in tiled)
+            rows = frames[name]
+            streams.append(rows if name in tiled else rows.transform(event_rows(keys, src.time_column, defs, i)))
+            events.append(plan)
+        elif src.kind == "attributes" and spec.features_of(name, "expression"):
+            stream, plan = _attributes_stream(spec, src, i, frames[name])
+            streams.append(stream)
+            attributes.append(plan)
+            types.update({f.name: f.dtype for f in spec.features_of(name, "expression")})
+    if isinstance(points, DataFrame):
+        payload = tuple(c for c in points.columns if c not in keys and c != ASOF)
+        streams.append(points.transform(point_rows(keys, payload, ASOF)))
+        types.update({c: t for c, t in points.dtypes if c in payload})
+        plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), payload)
+    else:
+        types[point_col] = "string"
+        plan = SweepPlan(tuple(keys), tuple(events), tuple(attributes), (point_col,), _as_of(points))
+    rows = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), streams)
+    return FeatureStream(rows, plan, types)
 
 
 def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points: DataFrame | Mapping[str, str],
-                     point_col: str) -> DataFrame:
-    """Every feature of ``spec`` at every point.
+                     point_col: str, tiled: Collection[str] = ()) -> DataFrame:
+    """Every feature of ``spec`` at every point, from one stream of all sources sorted per entity.
 
     Args:
-        frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days.
-        points: either a DataFrame of entity keys, ``point_col`` and ``_asof`` (timestamp) — the training
-            spine — or, for the build, ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
+        frames: source name -> prepared rows (:func:`prepare_source`), already pruned to the needed days,
+            or, for the events sources named in ``tiled``, their daily tiles as stream rows.
+        points: either a DataFrame of entity keys, ``point_col``, ``_asof`` (timestamp) and any other
+            columns to pass through (a training set's label rows), or, for the build,
+            ``{point value: as-of timestamp 'YYYY-MM-DD HH:MM:SS' UTC}`` for all entities.
         point_col: the column identifying a point (``as_of_date`` or the event time).
 
     Returns:
-        entity keys, ``point_col``, then :func:`feature_columns` in order: one row per spine row, or
-        one row per entity known to any source at each as-of date.
+        entity keys, ``point_col`` (and the other passed-through columns), then :func:`feature_columns`
+        in order: one row per point row, or one row per entity known to any source at each as-of date.
     """
-    keys = spec.entity_keys
-    by_key = isinstance(points, DataFrame)
-    point_cols = [point_col]
-    parts = []
-    for name, src in spec.sources.items():
-        if src.kind == "events" and (spec.features_of(name, "aggregate") or spec.features_of(name, "recency")):
-            parts.append(event_features(spec, src, frames[name], points, point_cols))
-        elif src.kind == "attributes" and spec.features_of(name, "expression"):
-            parts.append(attribute_features(spec, src, frames[name], points, point_cols))
-    on = [*keys, *point_cols]
-    if by_key:
-        out = points.select(*on)
-        for part in parts:
-            out = out.join(part, on=on, how="left")
-    else:
-        out = parts[0]
-        for part in parts[1:]:
-            out = out.join(part, on=on, how="full")
-    zeros = {f.name: 0 for f in spec.features if f.kind == "aggregate" and f.func in ZERO_WHEN_MISSING}
-    out = out.transform(fill_nulls(zeros))
+    stream = feature_stream(spec, frames, points, point_col, tiled)
+    out = stream.rows.transform(window_features(stream.plan, output_schema(stream.plan, stream.types)))
     for f in spec.features:
         if f.kind == "ratio":
             out = out.transform(with_ratio(f.name, f.numerator, f.denominator))
-    point_types = [(point_col, dict(points.dtypes)[point_col] if by_key else "string")]
-    return out.transform(select_typed([*((k, spec.key_types[k]) for k in keys), *point_types, *feature_columns(spec)]))
+    leading = [(c, stream.types[c]) for c in (*spec.entity_keys, *stream.plan.payload)]
+    return out.transform(select_typed([*leading, *feature_columns(spec)]))
 
 
 def require_rows(count: int, what: str, hint: str) -> None:
@@ -143,4 +178,5 @@ def require_rows(count: int, what: str, hint: str) -> None:
         raise DataValidationError(f"{what} is empty.", hint=hint)
 
 
-__all__ = ["Feature", "compute_features", "prepare_source", "check_source_schema", "require_rows"]
+__all__ = ["Feature", "FeatureStream", "analyse_sql", "check_source_schema", "compute_features", "events_plan", "feature_stream",
+           "prepare_source", "require_rows", "window_aggregates"]

@@ -84,8 +84,7 @@ def training_set(
             ranges[name] = (first, last)
     # History may legitimately be missing (new customers, first days of data): no partition is required.
     frames = load_sources(spark, spec, ranges, required={})
-    points = labels.select(*keys, spec.event_time).distinct().withColumn(ASOF, F.col(spec.event_time))
-    features = compute_features(spec, frames, points, spec.event_time)
-    out = labels.join(features, on=[*keys, spec.event_time], how="left")
+    # The label rows themselves are the points: each passes through the one sorted pass with its label.
+    features = compute_features(spec, frames, labels.withColumn(ASOF, F.col(spec.event_time)), spec.event_time)
     log.info("training set of %s: labels %s from %s to %s", spec.name, labels_table, start, end)
-    return out.select(*keys, spec.event_time, "label", *[n for n, _ in feature_columns(spec)])
+    return features.select(*keys, spec.event_time, "label", *[n for n, _ in feature_columns(spec)])

@@ -1,25 +1,33 @@
-"""Windowed aggregates per entity relative to a cutoff time, in one pass over the rows.
+"""Windowed aggregates at points in time, from one stream per events source sorted by (entity, time).
 
-Every window of every aggregate is a *conditional* aggregate over the same grouped rows
-(``sum(CASE WHEN age <= 7 days THEN amount END)``), so the source is scanned and shuffled
-once whatever the number of windows, instead of once per window.
+A row belongs to window ``w`` of its cutoff ``c`` when ``c - w <= time < c``: the lower bound is
+inclusive, the cutoff itself is excluded (an event at exactly the cutoff is not yet known).
 
-A row belongs to window ``w`` of its cutoff ``c`` when ``c - w <= time < c``: the lower
-bound is inclusive, the cutoff itself is excluded (an event at exactly the cutoff is not
-yet known).
+The rows (events, or daily tiles of events) and the points (label times, or nothing for a build,
+whose cutoffs are the same for every entity) are shuffled once by entity and sorted by time
+within each partition; :mod:`sparkml_ops.transforms.sweep` then computes every window of every
+aggregate in one pass over each partition. Nothing pairs rows with points, so the cost grows with
+rows + points, not with their product.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
-AGE_COLUMN = "_age_us"
+from sparkml_ops.transforms.sweep import (
+    DISTINCT_FUNCS, KIND, KIND_POINT, KIND_ROW, LAST, NUMERIC_FUNCS, SOURCE, TIME, Measure, Output, SweepPlan,
+    sweep_batches,
+)
+
 US_PER_DAY = 86_400 * 1_000_000
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct", "approx_count_distinct")
+TILE_STATS = ("n", "s", "lo", "hi", "q")
 
 
 @dataclass(frozen=True)
@@ -44,73 +52,170 @@ class WindowAggregate:
             raise ValueError(f"{self.func} needs a column")
 
 
-def with_age(time_col: str, cutoff_col: str) -> Callable[[DataFrame], DataFrame]:
-    """Add ``_age_us``: microseconds from the row's time to its cutoff (positive = known before the cutoff)."""
+@dataclass(frozen=True)
+class MeasureDef:
+    """A measure, the Spark expression of its value on a source row (NULL where the row does not count), its functions."""
 
-    def apply(df: DataFrame) -> DataFrame:
-        return df.withColumn(AGE_COLUMN, F.unix_micros(F.col(cutoff_col)) - F.unix_micros(F.col(time_col)))
+    measure: Measure
+    value: Column
+    funcs: frozenset[str]
 
-    return apply
-
-
-def within_window(max_window_us: int) -> Callable[[DataFrame], DataFrame]:
-    """Keep rows with ``0 < _age_us <= max_window_us`` (strictly before the cutoff, inside the largest window)."""
-
-    def apply(df: DataFrame) -> DataFrame:
-        age = F.col(AGE_COLUMN)
-        return df.where((age > 0) & (age <= F.lit(max_window_us)))
-
-    return apply
-
-
-def _aggregate(spec: WindowAggregate) -> Column:
-    cond = F.col(AGE_COLUMN) <= F.lit(spec.window_us)
-    if spec.where:
-        cond = cond & F.coalesce(F.expr(spec.where).cast("boolean"), F.lit(False))
-    value = F.when(cond, F.col(spec.column) if spec.column else F.lit(1))
-    if spec.func == "count":
-        out = F.count(value)
-    elif spec.func == "sum":
-        # An empty window sums to 0, not NULL: "no spend" is a known fact, not missing data.
-        out = F.coalesce(F.sum(value).cast("double"), F.lit(0.0))
-    elif spec.func == "mean":
-        out = F.avg(value)
-    elif spec.func == "min":
-        out = F.min(value).cast("double")
-    elif spec.func == "max":
-        out = F.max(value).cast("double")
-    elif spec.func == "stddev":
-        out = F.stddev_samp(value)
-    elif spec.func == "count_distinct":
-        # size(collect_set) rather than COUNT(DISTINCT): several distinct aggregates in one groupBy
-        # make Spark Expand every row once per distinct expression (6x the rows for the demo spec).
-        out = F.size(F.collect_set(value)).cast("bigint")
-    else:
-        out = F.approx_count_distinct(value)
-    return out.alias(spec.name)
+    def tile_stats(self) -> tuple[str, ...]:
+        """The statistics a daily tile must keep for these functions (see :class:`Measure`)."""
+        need = {"n"}
+        if self.funcs & {"sum", "mean", "stddev"}:
+            need.add("s")
+        if self.funcs & {"min", "stddev"}:
+            need.add("lo")
+        if self.funcs & {"max", "stddev"}:
+            need.add("hi")
+        if "stddev" in self.funcs:
+            need.add("q")
+        return tuple(s for s in TILE_STATS if s in need)
 
 
-def window_aggregates(
-    group_by: Sequence[str],
-    aggregates: Sequence[WindowAggregate],
-    recency: Sequence[str] = (),
-    recency_offset_us: int = 0,
-) -> Callable[[DataFrame], DataFrame]:
-    """Group rows (already carrying ``_age_us``) and compute every window aggregate in one ``groupBy``.
+def plan_measures(aggregates: Sequence[WindowAggregate], prefix: str = "_m") -> tuple[list[MeasureDef], tuple[Output, ...]]:
+    """One measure per distinct (column, where) and kind of use; the outputs refer to them by index.
 
-    Args:
-        group_by: entity keys plus the cutoff identity (e.g. ``as_of_date`` or ``event_time``).
-        aggregates: the conditional aggregates to compute.
-        recency: output names for "days from the last row to the cutoff" (double), plus
-            ``recency_offset_us`` (e.g. the availability lag, to count days up to the as-of time).
-
-    Returns:
-        A function ``DataFrame -> DataFrame`` with ``group_by`` columns then one column per output.
+    ``approx_count_distinct`` is computed exactly, like ``count_distinct``: the exact count costs
+    no more here, and an estimate would differ between a build and a training set.
     """
+    index: dict[tuple, int] = {}
+    uses: dict[tuple, set[str]] = {}
+    for a in aggregates:
+        kind = "distinct" if a.func in DISTINCT_FUNCS else "value"
+        uses.setdefault((kind, a.column, a.where), set()).add(a.func)
+    defs = []
+    for (kind, column, where), funcs in uses.items():
+        value = F.col(column) if column else F.lit(1)
+        if where:
+            value = F.when(F.coalesce(F.expr(where).cast("boolean"), F.lit(False)), value)
+        name = f"{prefix}{len(defs)}"
+        if kind == "distinct":
+            defs.append(MeasureDef(Measure(name, "distinct"), value, frozenset(funcs)))
+        elif funcs & set(NUMERIC_FUNCS):
+            defs.append(MeasureDef(Measure(name, "numeric"), value.cast("double"), frozenset(funcs)))
+        else:
+            defs.append(MeasureDef(Measure(name, "count"), F.when(value.isNotNull(), F.lit(1).cast("tinyint")), frozenset(funcs)))
+        index[(kind, column, where)] = len(defs) - 1
+    outputs = tuple(Output(a.name, a.func, index[("distinct" if a.func in DISTINCT_FUNCS else "value", a.column, a.where)],
+                           a.window_us) for a in aggregates)
+    return defs, outputs
+
+
+def _tags(kind: int, source: int | None) -> list[Column]:
+    tags = [F.lit(kind).cast("tinyint").alias(KIND)]
+    return tags + ([F.lit(source).cast("smallint").alias(SOURCE)] if source is not None else [])
+
+
+def event_rows(keys: Sequence[str], time_col: str, measures: Sequence[MeasureDef], source: int = 0,
+               keep: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:
+    """Source rows -> stream rows: keys, ``_t`` (µs), ``_kind`` = row, ``_src``, one column per measure, ``keep``."""
+
     def apply(df: DataFrame) -> DataFrame:
-        cols = [_aggregate(a) for a in aggregates]
-        days = (F.min(AGE_COLUMN) + F.lit(recency_offset_us)) / F.lit(float(US_PER_DAY))
-        cols += [days.alias(name) for name in recency]
-        return df.groupBy(*group_by).agg(*cols)
+        return df.select(*keys, F.unix_micros(F.col(time_col)).alias(TIME), *_tags(KIND_ROW, source),
+                         *[m.value.alias(m.measure.column) for m in measures], *keep)
+
+    return apply
+
+
+def attribute_rows(keys: Sequence[str], time_col: str | None, values: Sequence[str], source: int) -> Callable[[DataFrame], DataFrame]:
+    """Attribute rows -> stream rows: one per entity and time (the greatest values win a tie), known from ``_t``.
+
+    A table without a time column is a static snapshot: every row counts as known since 1970.
+    """
+
+    def apply(df: DataFrame) -> DataFrame:
+        known = F.unix_micros(F.col(time_col)) if time_col else F.lit(0).cast("bigint")
+        best = F.max(F.struct(*[F.col(v) for v in values])).alias("_v")
+        reduced = df.groupBy(*keys, known.alias(TIME)).agg(best)
+        return reduced.select(*keys, TIME, *_tags(KIND_ROW, source), *[F.col(f"_v.{v}").alias(v) for v in values])
+
+    return apply
+
+
+def point_rows(keys: Sequence[str], payload: Sequence[str], time_col: str) -> Callable[[DataFrame], DataFrame]:
+    """Points -> stream rows: keys, ``_t`` = the point's instant (µs), ``_kind`` = point, the payload columns."""
+
+    def apply(df: DataFrame) -> DataFrame:
+        return df.select(*keys, F.unix_micros(F.col(time_col)).alias(TIME), *_tags(KIND_POINT, None), *payload)
+
+    return apply
+
+
+def output_schema(plan: SweepPlan, types: Mapping[str, str]) -> StructType:
+    """Spark schema of :func:`window_features` (:attr:`SweepPlan.columns`); ``types`` gives keys, payload, attributes."""
+    agg_types = {o.name: "bigint" if o.func == "count" or o.func in DISTINCT_FUNCS else "double"
+                 for e in plan.events for o in e.outputs}
+    agg_types.update({r: "double" for e in plan.events for r in e.recency})
+    return StructType.fromDDL(", ".join(f"`{c}` {agg_types.get(c) or types[c]}" for c in plan.columns))
+
+
+def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame], DataFrame]:
+    """Stream rows of every source (and point rows) -> one row per point with every feature of ``plan``.
+
+    One shuffle by the entity keys, one sort by time within each partition, one pass.
+    """
+
+    def apply(stream: DataFrame) -> DataFrame:
+        keys = list(plan.keys)
+        ordered = stream.repartition(*keys).sortWithinPartitions(*keys, TIME, KIND)
+        return ordered.mapInArrow(partial(sweep_batches, plan), schema)
+
+    return apply
+
+
+def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: int, phase_us: int,
+                day_col: str) -> Callable[[DataFrame], DataFrame]:
+    """Stream rows (with their source day ``day_col``) -> one tile row per entity, source day and grid cell.
+
+    Cells are ``grid_us`` long and start at ``phase_us`` modulo ``grid_us``; a cell that spans
+    midnight gives one tile per day. A tile sits at its start (``_t``), keeps per measure what its
+    aggregates need (count ``_n``, sum ``_s``, min ``_lo``, max ``_hi``, squared deviations from its
+    mean ``_q``; the set of distinct values) and ``_last``, the time of its newest row. When every
+    window edge lies on the grid, a tile is wholly inside or wholly outside each window, so
+    aggregates over tiles equal those over rows.
+    """
+
+    def apply(df: DataFrame) -> DataFrame:
+        t = F.col(TIME)
+        cell = t - F.pmod(t - F.lit(phase_us), F.lit(grid_us))
+        start = F.greatest(cell, t - F.pmod(t, F.lit(US_PER_DAY)))
+        cols = [F.max(t).alias(LAST)]
+        for m in measures:
+            name, v = m.measure.column, F.col(m.measure.column)
+            if m.measure.kind == "distinct":
+                cols.append(F.collect_set(v).alias(name))
+                continue
+            stats = {"n": F.count(v), "s": F.sum(v), "lo": F.min(v), "hi": F.max(v),
+                     # from Spark's own (stable) variance, not from sums of squares
+                     "q": F.coalesce(F.var_pop(v), F.lit(0.0)) * F.count(v)}
+            cols += [stats[s].alias(f"{name}_{s}") for s in m.tile_stats()]
+        grouped = df.groupBy(day_col, *keys, start.alias(TIME), SOURCE).agg(*cols)
+        return grouped.select(*keys, TIME, F.lit(KIND_ROW).cast("tinyint").alias(KIND), SOURCE,
+                              *[c for c in grouped.columns if c.startswith("_m")], LAST, day_col)
+
+    return apply
+
+
+def event_tiles(keys: Sequence[str], measures: Sequence[MeasureDef]) -> Callable[[DataFrame], DataFrame]:
+    """Stream rows -> one tile per row, shaped as :func:`daily_tiles`' (without the day column).
+
+    A build reads its newest source days raw this way, beside the stored tiles of the older ones:
+    a one-row tile is wholly inside or outside every window, so the sweep gives the same features.
+    """
+
+    def apply(df: DataFrame) -> DataFrame:
+        cols = []
+        for m in measures:
+            name, v = m.measure.column, F.col(m.measure.column)
+            if m.measure.kind == "distinct":
+                kind = dict(df.dtypes)[name]
+                cols.append(F.when(v.isNotNull(), F.array(v)).otherwise(F.array().cast(f"array<{kind}>")).alias(name))
+                continue
+            stats = {"n": F.when(v.isNotNull(), F.lit(1)).otherwise(F.lit(0)).cast("bigint"), "s": v, "lo": v, "hi": v,
+                     "q": F.when(v.isNotNull(), F.lit(0.0))}
+            cols += [stats[s].alias(f"{name}_{s}") for s in m.tile_stats()]
+        return df.select(*keys, TIME, KIND, SOURCE, *cols, F.col(TIME).alias(LAST))
 
     return apply

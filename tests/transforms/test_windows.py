@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import pytest
+from pyspark.sql import functions as F
 
 from sparkml_ops.transforms.columns import fill_nulls, select_typed, with_ratio, with_sql_columns
-from sparkml_ops.transforms.pit import latest_before
-from sparkml_ops.transforms.windows import US_PER_DAY, WindowAggregate, window_aggregates, with_age, within_window
+from sparkml_ops.transforms.sweep import AttributesPlan, EventsPlan, SweepPlan
+from sparkml_ops.transforms.windows import (
+    US_PER_DAY, WindowAggregate, attribute_rows, event_rows, output_schema, plan_measures, point_rows, window_features,
+)
+
+CUTOFF_US = 1_768_003_200_000_000  # 2026-01-10 00:00 UTC
+
+
+def _features(rows, aggs, recency=(), points=None, lag_us=0, horizon_us=3 * US_PER_DAY):
+    """Window features of ``rows`` (key, t, ...) at the cutoff 2026-01-10 (every key), or at ``points`` rows."""
+    defs, outputs = plan_measures(aggs)
+    stream = rows.transform(event_rows(["key"], "t", defs))
+    if points is not None:
+        stream = stream.unionByName(points.transform(point_rows(["key"], ["as_of"], "t")), allowMissingColumns=True)
+    as_of = () if points is not None else (("2026-01-09", CUTOFF_US),)
+    events = EventsPlan(0, tuple(d.measure for d in defs), outputs, tuple(recency), lag_us, horizon_us)
+    plan = SweepPlan(("key",), (events,), (), ("as_of",), as_of)
+    return stream.transform(window_features(plan, output_schema(plan, {"key": "string", "as_of": "string"})))
 
 pytestmark = pytest.mark.spark
 
@@ -27,13 +44,14 @@ def rows(spark):
                          "TIMESTAMP'2026-01-10 00:00:00' AS cutoff", "'2026-01-09' AS as_of")
 
 
-def test_every_window_in_one_group_by_with_inclusive_start_and_exclusive_cutoff(rows):
+def test_every_window_in_one_pass_with_inclusive_start_and_exclusive_cutoff(rows):
     aggs = [WindowAggregate(f"{f}_{d}d", f, "amount", d * US_PER_DAY) for d in (1, 3) for f in ("count", "sum", "min", "max", "mean")]
     aggs += [WindowAggregate("merchants_3d", "count_distinct", "merchant", 3 * US_PER_DAY),
              WindowAggregate("rows_3d", "count", None, 3 * US_PER_DAY),
              WindowAggregate("big_3d", "count", None, 3 * US_PER_DAY, where="amount > 3")]
-    out = (rows.transform(with_age("t", "cutoff")).transform(within_window(3 * US_PER_DAY))
-           .transform(window_aggregates(["key", "as_of"], aggs, recency=["recency"], recency_offset_us=US_PER_DAY)))
+    # As of 2026-01-10 with a 1-day lag the cutoff is 2026-01-09: the rows move one day back with it.
+    out = _features(rows.drop("cutoff", "as_of").withColumn("t", F.col("t") - F.expr("INTERVAL 1 DAY")), aggs,
+                    recency=["recency"], lag_us=US_PER_DAY)
     got = out.collect()[0].asDict()
     assert got == {"key": "k", "as_of": "2026-01-09",
                    "count_1d": 2, "sum_1d": 3.0, "min_1d": 1.0, "max_1d": 2.0, "mean_1d": 1.5,
@@ -46,7 +64,8 @@ def test_every_window_in_one_group_by_with_inclusive_start_and_exclusive_cutoff(
 def test_empty_window_sums_to_zero_and_means_null(spark, rows):
     aggs = [WindowAggregate("n", "count", "amount", 1), WindowAggregate("s", "sum", "amount", 1),
             WindowAggregate("m", "mean", "amount", 1), WindowAggregate("sd", "stddev", "amount", 1)]
-    got = rows.transform(with_age("t", "cutoff")).where("_age_us > 0").transform(window_aggregates(["key"], aggs)).collect()
+    points = spark.sql("SELECT 'k' AS key, '2026-01-09' AS as_of, TIMESTAMP'2026-01-10 00:00:00' AS t")
+    got = _features(rows.drop("cutoff", "as_of"), aggs, points=points).drop("as_of").collect()
     assert got[0].asDict() == {"key": "k", "n": 0, "s": 0.0, "m": None, "sd": None}
 
 
@@ -57,13 +76,15 @@ def test_window_aggregate_rejects_bad_definitions():
         WindowAggregate("x", "sum", None, 1)
 
 
-def test_latest_before_takes_the_newest_row_strictly_before_the_cutoff(spark):
+def test_latest_known_takes_the_newest_row_strictly_before_the_cutoff(spark):
     df = spark.createDataFrame([
         ("a", "2026-01-01 00:00:00", 1.0), ("a", "2026-01-05 00:00:00", 2.0), ("a", "2026-01-10 00:00:00", 3.0),
         ("b", "2026-01-10 00:00:00", 9.0),
-    ], "key string, t string, v double").selectExpr("key", "CAST(t AS TIMESTAMP) AS t", "v",
-                                                    "TIMESTAMP'2026-01-10 00:00:00' AS cutoff")
-    got = sorted(tuple(r) for r in df.transform(latest_before(["key"], "t", "cutoff", ["v"])).collect())
+    ], "key string, t string, v double").selectExpr("key", "CAST(t AS TIMESTAMP) AS t", "v")
+    plan = SweepPlan(("key",), (), (AttributesPlan(0, ("v",), 0),), ("p",), (("p", CUTOFF_US),))
+    schema = output_schema(plan, {"key": "string", "p": "string", "v": "double"})
+    out = df.transform(attribute_rows(["key"], "t", ["v"], 0)).transform(window_features(plan, schema))
+    got = sorted(tuple(r) for r in out.drop("p").collect())
     assert got == [("a", 2.0)]  # b's only row is at the cutoff: not yet known
 
 

@@ -1,0 +1,124 @@
+"""Derived Hive tables: fingerprints of the source partitions they come from, and day-by-day replacement.
+
+A derived table (the feature builds' state) holds only what can be recomputed from its sources:
+it is created from the data's own schema, replaced partition by partition, and dropped and
+recreated when its columns must change. A source partition rewritten or appended to gets new
+files or new modification times, so its fingerprint changes; derived rows that record the
+fingerprint they came from can be checked before they are reused; a mark per partition in the
+table's metadata lets a caller check that without reading the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from py4j.protocol import Py4JJavaError
+
+from sparkml_ops.errors import RemoteError
+from sparkml_ops.identifiers import check_hive_identifier
+from sparkml_ops.io.tables import _sql_string, partition_values, table_exists, table_schema
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def partition_fingerprints(spark: "SparkSession", table: str, column: str, values: Iterable[str]) -> dict[str, str]:
+    """``{value: fingerprint}`` of the existing partitions ``column=value`` of ``table`` among ``values``.
+
+    The fingerprint is a SHA-256 over the sorted (file name, size, modification time) of the
+    partition's data files (hidden files such as ``_SUCCESS`` and ``.crc`` left out). One metastore
+    call and one directory listing per partition; missing partitions are absent from the result.
+
+    Raises:
+        RemoteError: the metastore or the file system cannot be read.
+    """
+    wanted = set(values)
+    database, name = table.split(".", 1)
+    jvm, session = spark._jvm, spark._jsparkSession
+    try:
+        catalog = session.sessionState().catalog().externalCatalog()
+        parts = catalog.listPartitions(database, name, jvm.scala.Option.apply(None))
+        hadoop = session.sessionState().newHadoopConf()
+        out = {}
+        it = parts.iterator()
+        while it.hasNext():
+            part = it.next()
+            value = part.spec().get(column)
+            if value.isEmpty() or value.get() not in wanted:
+                continue
+            path = jvm.org.apache.hadoop.fs.Path(part.location())
+            fs = path.getFileSystem(hadoop)
+            files = sorted((s.getPath().getName(), s.getLen(), s.getModificationTime())
+                           for s in fs.listStatus(path) if s.isFile() and not s.getPath().getName().startswith(("_", ".")))
+            out[value.get()] = hashlib.sha256(repr(files).encode()).hexdigest()[:32]
+        return out
+    except Py4JJavaError as exc:
+        raise RemoteError(f"cannot list the partitions of {table}: {str(exc).splitlines()[0]}") from exc
+
+
+def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comment: str, values: list[str]) -> None:
+    """Overwrite the partitions ``values`` of ``df`` in the derived ``table``; create it, or recreate it if its columns differ.
+
+    Columns may be of any Spark type (lists included); ``partition`` is the last column of ``df``,
+    and its values are among ``values``. Rows are gathered into one file per partition, which
+    later reads of many partitions prefer. One value is written as a static partition (no sort
+    by partition, and the partition exists afterwards even without rows).
+    """
+    spark = df.sparkSession
+    wanted = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    if table_exists(spark, table) and table_schema(spark, table) != wanted:
+        log.info("derived table %s has other columns than its data now: recreating it", table)
+        spark.sql(f"DROP TABLE {table}")
+    if not table_exists(spark, table):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{check_hive_identifier(table.split('.')[0], 'database')}`")
+        df.limit(0).write.format("parquet").partitionBy(partition).option("comment", comment).saveAsTable(table)
+    if len(values) == 1:
+        view = f"_sparkml_ops_derived_{abs(hash((table, values[0])))}"
+        df.select(*[c for c in wanted if c != partition]).coalesce(1).createOrReplaceTempView(view)
+        try:
+            spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({partition} = {_sql_string(values[0])}) SELECT * FROM {view}")
+        finally:
+            spark.catalog.dropTempView(view)
+        return
+    previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    try:
+        df.repartition(partition).select(*wanted).write.insertInto(table, overwrite=True)
+    finally:
+        spark.conf.set("spark.sql.sources.partitionOverwriteMode", previous)
+
+
+MARK_PREFIX = "sparkml_ops.mark."
+
+
+def partition_marks(spark: "SparkSession", table: str, column: str) -> dict[str, str]:
+    """``{value: mark}`` of the partitions ``column=value`` of the derived ``table`` that exist and are marked.
+
+    Marks are table properties (metastore only, no data read). Only the marks of partitions that
+    exist are returned, so a partition dropped by hand is unmarked with it.
+    """
+    if not table_exists(spark, table):
+        return {}
+    present = set(partition_values(spark, table, column))
+    props = spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+    marks = {row[0][len(MARK_PREFIX):]: row[1] for row in props if row[0].startswith(MARK_PREFIX)}
+    return {value: mark for value, mark in marks.items() if value in present}
+
+
+def mark_partitions(spark: "SparkSession", table: str, column: str, marks: dict[str, str]) -> None:
+    """Record ``{value: mark}`` for partitions ``column=value`` of ``table``; drop the marks of partitions gone."""
+    present = set(partition_values(spark, table, column))
+    stored = {row[0] for row in spark.sql(f"SHOW TBLPROPERTIES {table}").collect() if row[0].startswith(MARK_PREFIX)}
+    gone = sorted(k for k in stored if k[len(MARK_PREFIX):] not in present and k[len(MARK_PREFIX):] not in marks)
+    if marks:
+        pairs = ", ".join(f"{_sql_string(MARK_PREFIX + v)} = {_sql_string(m)}" for v, m in sorted(marks.items()))
+        spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
+    if gone:
+        keys = ", ".join(_sql_string(k) for k in gone)
+        spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES IF EXISTS ({keys})")
+
