@@ -3,7 +3,7 @@
 Each feature of a model's per-feature baseline (``extra.feature_baseline`` of its manifest) becomes one double
 *input* per row (:func:`drift_codes`): a numeric feature's value, or a categorical feature's category index
 ("unseen" is one more index; NULL stays NULL). :func:`drift_aggregates` counts all of them with ONE compiled
-aggregate, ``sparkmlops.DriftCounts`` (sparkml_ops/jvm): per feature, the rows in each ``Bucketizer``-style
+Catalyst aggregate, ``sparkmlops.DriftCounts`` (sparkml_ops/jvm): per feature, the rows in each ``Bucketizer``-style
 bucket over the bin edges plus the training min and max (one bucket tells the bin and whether the value is out
 of range), the NULLs, min and max. :func:`drift_counts` maps the buckets back to bins from the one aggregated
 row, and :func:`observe_drift` attaches it to a DataFrame as an ``Observation``. Nothing is grouped or
@@ -13,7 +13,8 @@ Why one compiled aggregate: Spark evaluates an observation's aggregates per colu
 Spark expressions the counts took ~121 aggregate columns (one ``histogram_numeric`` of a ``Bucketizer`` code,
 a min and a max per feature), about 200 ns per value and 2.6x the score job; before that, nested ``CASE WHEN``
 codes made one generated method too large for the JIT, and one conditional count per bin ~560 aggregates
-(docs/benchmarks.md). The aggregate does a row's 40 binary searches in one loop.
+(docs/benchmarks.md). The aggregate does a row's 40 binary searches in one loop, reading Spark's internal row
+directly (a typed ``Aggregator`` first converted each row to an external ``Row`` of boxed doubles).
 """
 
 from __future__ import annotations
