@@ -1,11 +1,11 @@
 """Per-feature drift counts as one aggregate column, so they ride along a pass that already reads the rows.
 
 Each feature of a model's per-feature baseline (``extra.feature_baseline`` of its manifest) becomes one double
-*input* per row (:func:`drift_codes`): a numeric feature's value, or a categorical feature's category index
-("unseen" is one more index; NULL stays NULL). :func:`drift_aggregates` counts all of them with ONE compiled
-aggregate, ``sparkmlops.DriftCounts`` (sparkml_ops/jvm): per feature, the rows in each ``Bucketizer``-style
-bucket over the bin edges plus the training min and max (one bucket tells the bin and whether the value is out
-of range), the NULLs, min and max. :func:`drift_counts` maps the buckets back to bins from the one aggregated
+*input* per row: a numeric feature's value, or a categorical feature's category index, added as a column
+by :func:`drift_codes` ("unseen" is one more index; NULL stays NULL). :func:`drift_aggregates` counts all of
+them with ONE compiled Catalyst aggregate, ``sparkmlops.DriftCounts`` (sparkml_ops/jvm): per feature, the rows
+in each ``Bucketizer``-style bucket over the bin edges plus the training min and max (one bucket tells the
+bin and whether the value is out of range), the NULLs, min and max. :func:`drift_counts` maps the buckets back to bins from the one aggregated
 row, and :func:`observe_drift` attaches it to a DataFrame as an ``Observation``. Nothing is grouped or
 collected but that row.
 
@@ -13,7 +13,8 @@ Why one compiled aggregate: Spark evaluates an observation's aggregates per colu
 Spark expressions the counts took ~121 aggregate columns (one ``histogram_numeric`` of a ``Bucketizer`` code,
 a min and a max per feature), about 200 ns per value and 2.6x the score job; before that, nested ``CASE WHEN``
 codes made one generated method too large for the JIT, and one conditional count per bin ~560 aggregates
-(docs/benchmarks.md). The aggregate does a row's 40 binary searches in one loop.
+(docs/benchmarks.md). The aggregate does a row's 40 binary searches in one loop, reading Spark's internal row
+directly (a typed ``Aggregator`` first converted each row to an external ``Row`` of boxed doubles).
 """
 
 from __future__ import annotations
@@ -103,17 +104,26 @@ def _categorical_code(name: str, base: Mapping[str, Any]) -> Column:
 
 
 def drift_codes(baseline: Mapping[str, Mapping[str, Any]]) -> Callable[["DataFrame"], "DataFrame"]:
-    """Adds each feature's input column (named ``__drift_code_<i>``, double) for :func:`drift_aggregates` to count."""
+    """Adds each categorical feature's input column (``__drift_code_<i>``, double) for :func:`drift_aggregates` to count.
+
+    A numeric feature needs none: the aggregate reads its own column. Why: 40 copied columns doubled the
+    width of every row between the scan and the observation, and cost about as much as the counting.
+    """
 
     def transform(df: "DataFrame") -> "DataFrame":
-        return df.select("*", *[(_categorical_code(name, base) if _is_categorical(base) else F.col(f"`{name}`").cast("double"))
-                                .alias(_code_column(i)) for i, (name, base) in enumerate(baseline.items())])
+        return df.select("*", *[_categorical_code(name, base).alias(_code_column(i))
+                                for i, (name, base) in enumerate(baseline.items()) if _is_categorical(base)])
 
     return transform
 
 
+def _input(i: int, name: str, base: Mapping[str, Any]) -> Column:
+    """What the aggregate counts for feature ``i``: its :func:`drift_codes` column if categorical, else its value as a double."""
+    return F.col(_code_column(i)) if _is_categorical(base) else F.col(f"`{name}`").cast("double")
+
+
 def drift_aggregates(baseline: Mapping[str, Mapping[str, Any]]) -> list[Column]:
-    """The one aggregate column (``drift``) over :func:`drift_codes`' output: rows, per-feature bucket counts, NULLs, min, max.
+    """The one aggregate column (``drift``) over a :func:`drift_codes` output: rows, per-feature bucket counts, NULLs, min, max.
 
     Raises:
         EnvironmentCheckError: the session has no ``sparkmlops.DriftCounts`` (the jar of scripts/setup is missing).
@@ -128,7 +138,7 @@ def drift_aggregates(baseline: Mapping[str, Mapping[str, Any]]) -> list[Column]:
         raise EnvironmentCheckError("the Spark session cannot load sparkmlops.DriftCounts, which counts per-feature drift.",
                                     hint=JAR_HINT)
     inner = [[float(s) for s in _splits(base)[1:-1]] for base in baseline.values()]  # finite, so plain numbers cross py4j
-    columns = [F.col(_code_column(i))._jc for i in range(len(baseline))]
+    columns = [_input(i, name, base)._jc for i, (name, base) in enumerate(baseline.items())]
     return [ClassicColumn(counter.column(inner, columns)).alias(AGGREGATE)]
 
 
@@ -137,7 +147,7 @@ def observe_drift(observation: "Observation", baseline: Mapping[str, Mapping[str
 
     def transform(df: "DataFrame") -> "DataFrame":
         coded = df.transform(drift_codes(baseline)).observe(observation, *drift_aggregates(baseline))
-        return coded.drop(*[_code_column(i) for i in range(len(baseline))])
+        return coded.drop(*[_code_column(i) for i, base in enumerate(baseline.values()) if _is_categorical(base)])
 
     return transform
 
