@@ -66,10 +66,13 @@ def start_job(spark_submit: str, cluster: dict, env: dict, who: str, hdfs_dir: s
 
 
 def driver_log(cluster: dict, submit_output: str) -> str:
-    """The stderr of the application's driver (its ApplicationMaster container) from the NodeManager's log dir,
-    or "" if the container never started."""
+    """The output of the application's driver (its ApplicationMaster container) from the NodeManager's log dir,
+    or "" if the container never started: stderr (the JVM's log) then stdout, where the Python driver's own
+    traceback goes in cluster mode (e.g. a registry write refused with the expired token)."""
     app_id = next(w for w in submit_output.split() if w.startswith("application_"))
-    logs = Path(cluster["state_dir"], "yarn").glob(f"**/yarn-logDir-nm-*/{app_id}/container_*_000001/stderr")
+    root = Path(cluster["state_dir"], "yarn")
+    logs = [*root.glob(f"**/yarn-logDir-nm-*/{app_id}/container_*_000001/stderr"),
+            *root.glob(f"**/yarn-logDir-nm-*/{app_id}/container_*_000001/stdout")]
     return "".join(path.read_text(errors="replace") for path in logs)
 
 
