@@ -21,9 +21,13 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private static final long serialVersionUID = 1L;
 
     private final double[][] splits; // per feature, with -inf and +inf at the ends
-    private final int[] offsets; // per feature, where its buckets start in buckets
+    private final int[] offsets; // per feature, where its buckets start in toBytes' layout
+    private final int width; // a power of two >= every feature's split count: the stride of padded and counts
+    private final double[] padded; // per feature, its splits then +inf up to width: one flat array for the search
+    private final int[] last; // per feature, its last bucket (holds +inf)
     private long rows;
-    private final long[] buckets;
+    private final long[] counts; // per feature, width counts (bucket j at f * width + j)
+    private final long[] nans;
     private final long[] nulls;
     private final double[] low; // least value but NaN (+inf while there is none)
     private final double[] high; // greatest value but NaN (-inf while there is none)
@@ -34,7 +38,22 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
         for (int f = 0; f < splits.length; f++) {
             offsets[f + 1] = offsets[f] + splits[f].length; // length - 1 buckets, then NaN's
         }
-        buckets = new long[offsets[splits.length]];
+        int w = 1;
+        for (double[] s : splits) {
+            while (w < s.length) {
+                w *= 2;
+            }
+        }
+        width = w;
+        padded = new double[splits.length * w];
+        last = new int[splits.length];
+        Arrays.fill(padded, Double.POSITIVE_INFINITY);
+        for (int f = 0; f < splits.length; f++) {
+            System.arraycopy(splits[f], 0, padded, f * w, splits[f].length);
+            last[f] = splits[f].length - 2;
+        }
+        counts = new long[splits.length * w];
+        nans = new long[splits.length];
         nulls = new long[splits.length];
         low = new double[splits.length];
         high = new double[splits.length];
@@ -79,19 +98,19 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
 
     /** Feature {@code f} has value {@code v} in the current row. */
     public void add(int f, double v) {
-        double[] s = splits[f];
         if (v != v) { // NaN: its own bucket; min and max follow from its count (toBytes)
-            buckets[offsets[f] + s.length - 1]++;
+            nans[f]++;
             return;
         }
-        // Count the splits at or below v without branches: for a dozen splits this beats a binary search,
-        // whose every step is a branch the CPU cannot predict. s[0] is -inf, so the count is >= 1; +inf
-        // belongs to the last bucket, closed like Bucketizer's.
+        // The last split <= v, by a binary search of fixed length whose steps compile to conditional moves:
+        // a search that branches pays a misprediction at almost every step on real data. padded[base] is
+        // -inf, so there is one; +inf (and the padding) fall in the last bucket, closed like Bucketizer's.
+        int base = f * width;
         int at = 0;
-        for (double x : s) {
-            at += v >= x ? 1 : 0;
+        for (int step = width >> 1; step > 0; step >>= 1) {
+            at = padded[base + at + step] <= v ? at + step : at;
         }
-        buckets[offsets[f] + Math.min(at - 1, s.length - 2)]++;
+        counts[base + Math.min(at, last[f])]++;
         if (v < low[f]) {
             low[f] = v;
         }
@@ -106,10 +125,13 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
      */
     public byte[] toBytes() {
         int n = splits.length;
+        long[] buckets = new long[offsets[n]];
         double[] min = new double[n];
         double[] max = new double[n];
         for (int f = 0; f < n; f++) {
-            long nan = buckets[offsets[f + 1] - 1];
+            System.arraycopy(counts, f * width, buckets, offsets[f], splits[f].length - 1);
+            buckets[offsets[f + 1] - 1] = nans[f]; // NaN's bucket comes after the others
+            long nan = nans[f];
             boolean numbers = rows - nulls[f] - nan > 0;
             min[f] = numbers ? low[f] : Double.NaN;
             max[f] = nan > 0 || !numbers ? Double.NaN : high[f];
@@ -137,7 +159,8 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
     @Override
     public void reset() {
         rows = 0;
-        Arrays.fill(buckets, 0);
+        Arrays.fill(counts, 0);
+        Arrays.fill(nans, 0);
         Arrays.fill(nulls, 0);
         Arrays.fill(low, Double.POSITIVE_INFINITY);
         Arrays.fill(high, Double.NEGATIVE_INFINITY);
@@ -152,15 +175,16 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
     @Override
     public void merge(AccumulatorV2<Object, DriftTally> other) {
         DriftTally b = (DriftTally) other;
-        if (b.buckets.length != buckets.length || b.splits.length != splits.length) {
+        if (b.counts.length != counts.length || b.splits.length != splits.length) {
             throw new IllegalArgumentException("cannot merge drift tallies of different features");
         }
         rows += b.rows;
-        for (int j = 0; j < buckets.length; j++) {
-            buckets[j] += b.buckets[j];
+        for (int j = 0; j < counts.length; j++) {
+            counts[j] += b.counts[j];
         }
         for (int f = 0; f < splits.length; f++) {
             nulls[f] += b.nulls[f];
+            nans[f] += b.nans[f];
             low[f] = Math.min(low[f], b.low[f]);
             high[f] = Math.max(high[f], b.high[f]);
         }
