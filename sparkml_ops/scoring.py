@@ -26,7 +26,7 @@ from sparkml_ops.io.tables import insert_partitions, missing_partitions, table_e
 from sparkml_ops.modelconfig import ModelConfig, ScoringConfig
 from sparkml_ops.registry import ModelRegistry, ModelVersion, Provenance, open_registry
 from sparkml_ops.registry.flavors import BytesFlavor, RulesFlavor, get_flavor
-from sparkml_ops.transforms.drift import FeatureCounts, drift_counts, observe_drift
+from sparkml_ops.transforms.drift import FeatureCounts, drift_tally, tally_counts, tap_drift
 from sparkml_ops.transforms.rules import RulesModel
 from sparkml_ops.transforms.scoring import (
     LINEAR_CLASSES,
@@ -376,20 +376,19 @@ def _rules_transform(version: ModelVersion, model: RulesModel, source: FeatureSo
 
 def write_scores(spark: "SparkSession", plan: ScoringPlan) -> WrittenScores:
     """Score each date into its own partition ``(score_date, model_name)`` of the scores table; releases the broadcast."""
-    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     version, baseline = plan.version, plan.feature_baseline
     rows = output_rows(plan.source.entity_keys, plan.config.threshold, version.version, plan.run_id, plan.scored_at)
-    observed: dict[str, Observation] = {}
+    tallies: dict[str, Any] = {}
     try:
         # One static-partition insert per date: no sort by partition columns, and each date is
         # replaced on its own, so a backfill stopped midway leaves whole dates behind.
         for day in plan.dates:
             features = plan.source.frame.where(F.col(PARTITION_COLUMN) == day)
-            if baseline:  # the drift aggregates ride on the insert's own scan of the feature rows
-                observed[day] = Observation()
-                features = features.transform(observe_drift(observed[day], baseline))
+            if baseline:  # counted in the insert's own generated code, as the first entity key of each row is read
+                tallies[day] = drift_tally(spark, baseline)
+                features = features.transform(tap_drift(tallies[day], baseline, plan.source.entity_keys[0]))
             insert_partitions(features.transform(plan.transform).transform(rows), plan.output_table,
                               {"score_date": day, "model_name": version.name})
     finally:
@@ -397,7 +396,7 @@ def write_scores(spark: "SparkSession", plan: ScoringPlan) -> WrittenScores:
             plan.broadcast.unpersist()
     rows_in = plan.source.frame.count()
     written = spark.table(plan.output_table).where((F.col("model_name") == version.name) & F.col("score_date").isin(list(plan.dates)))
-    return WrittenScores(written, rows_in, {day: drift_counts(obs.get, baseline) for day, obs in observed.items()})
+    return WrittenScores(written, rows_in, {day: tally_counts(tally, baseline) for day, tally in tallies.items()})
 
 
 def score_statistics(plan: ScoringPlan, written: WrittenScores) -> ScoreStats:

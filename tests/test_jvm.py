@@ -18,7 +18,7 @@ def test_build_jar_compiles_the_sources_reproducibly_and_skips_when_the_jar_is_n
     jar = build_jar(tmp_path)
     assert jar == tmp_path / JAR_NAME
     with zipfile.ZipFile(jar) as zf:
-        assert sorted(zf.namelist()) == ["sparkmlops/DriftCounts$Counts.class", "sparkmlops/DriftCounts.class"]
+        assert sorted(zf.namelist()) == ["sparkmlops/DriftTally.class", "sparkmlops/DriftTap.class"]
         assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     first = jar.read_bytes()
     stamp = jar.stat().st_mtime_ns
@@ -37,22 +37,22 @@ def test_build_jar_without_javac_says_what_to_install(tmp_path):
 
 
 @pytest.mark.spark
-def test_a_session_without_the_jar_gets_one_clear_error_from_the_drift_aggregate(tmp_path):
+def test_a_session_without_the_jar_gets_one_clear_error_from_the_drift_tally(tmp_path):
     # A second SparkContext cannot live in the test process, hence a child process with a bare session.
     script = tmp_path / "nojar.py"
     script.write_text(
         "from pyspark.sql import SparkSession\n"
         "from sparkml_ops.errors import EnvironmentCheckError\n"
-        "from sparkml_ops.transforms.drift import drift_aggregates\n"
+        "from sparkml_ops.transforms.drift import drift_tally\n"
         "spark = SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false').getOrCreate()\n"
         "try:\n"
-        "    drift_aggregates({'x': {'edges': [1.0], 'min': 0.0, 'max': 2.0, 'shares': [0.5, 0.5]}})\n"
+        "    drift_tally(spark, {'x': {'edges': [1.0], 'min': 0.0, 'max': 2.0, 'shares': [0.5, 0.5]}})\n"
         "except EnvironmentCheckError as exc:\n"
         "    print('ERROR', exc)\n"
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.stdout.strip() == (
-        "ERROR the Spark session cannot load sparkmlops.DriftCounts, which counts per-feature drift. "
+        "ERROR the Spark session cannot load sparkmlops.DriftTally, which counts per-feature drift. "
         "Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
         "run scripts/setup. Under spark-submit in YARN cluster mode, the submit line must also carry "
         "--conf spark.driver.extraClassPath=./env/lib/python3.11/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar (README)."

@@ -157,7 +157,7 @@ def _with_project_jar(user_jars: str) -> str:
     Through ``spark.jars`` the driver loads it in local and client mode, and executors fetch it from the
     driver in every mode. A YARN cluster-mode driver is launched before this runs, so its submit line carries
     it (README, "For schedulers"). Without the jar (scripts/setup not run), Spark would log a stack trace per
-    session; the drift aggregate says what to do instead.
+    session; the drift tally says what to do instead.
     """
     return ",".join([str(JAR) if JAR.is_file() else "", user_jars]).strip(",")
 

@@ -1,25 +1,25 @@
-"""Per-feature drift counts as one aggregate column, so they ride along a pass that already reads the rows.
+"""Per-feature drift counts taken inside the pass that already reads the rows: no extra scan, no extra plan node.
 
 Each feature of a model's per-feature baseline (``extra.feature_baseline`` of its manifest) becomes one double
-*input* per row: a numeric feature's value, or a categorical feature's category index, added as a column
-by :func:`drift_codes` ("unseen" is one more index; NULL stays NULL). :func:`drift_aggregates` counts all of
-them with ONE compiled Catalyst aggregate, ``sparkmlops.DriftCounts`` (sparkml_ops/jvm): per feature, the rows
-in each ``Bucketizer``-style bucket over the bin edges plus the training min and max (one bucket tells the
-bin and whether the value is out of range), the NULLs, min and max. :func:`drift_counts` maps the buckets back to bins from the one aggregated
-row, and :func:`observe_drift` attaches it to a DataFrame as an ``Observation``. Nothing is grouped or
-collected but that row.
+*input* per row: a numeric feature's value, or a categorical feature's category index ("unseen" is one more
+index; NULL stays NULL). :func:`tap_drift` wraps a column every output row computes (the first entity key of
+the scores) in ``sparkmlops.DriftTap`` (sparkml_ops/jvm): the column passes through unchanged, and the inputs are
+counted into a ``sparkmlops.DriftTally`` accumulator by a few generated instructions each, inside the stage's
+own generated code. Per feature the tally keeps the rows in each ``Bucketizer``-style bucket over the bin edges
+plus the training min and max (one bucket tells the bin and whether the value is out of range), the NULLs, min
+and max. :func:`tally_counts` maps the buckets back to bins once the insert has run. Nothing is grouped or
+collected but the tally itself.
 
-Why one compiled aggregate: Spark evaluates an observation's aggregates per column per row, interpreted. As
-Spark expressions the counts took ~121 aggregate columns (one ``histogram_numeric`` of a ``Bucketizer`` code,
-a min and a max per feature), about 200 ns per value and 2.6x the score job; before that, nested ``CASE WHEN``
-codes made one generated method too large for the JIT, and one conditional count per bin ~560 aggregates
-(docs/benchmarks.md). The aggregate does a row's 40 binary searches in one loop, reading Spark's internal row
-directly (a typed ``Aggregator`` first converted each row to an external ``Row`` of boxed doubles).
+Why not an ``Observation`` (the previous design): an observation is a plan node of its own; it cuts the
+stage's generated code in two, so every row is materialised and handed over, which cost the JVM-scored job
+more than the +15% budget even when the observation only counted rows (docs/benchmarks.md). Before that,
+Spark expressions for the counts cost 2.6x the score job (~121 interpreted aggregates).
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,9 @@ from pyspark.sql import functions as F
 from sparkml_ops.errors import EnvironmentCheckError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, Observation
+    from py4j.java_gateway import JavaObject
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType
 
 AGGREGATE = "drift"
 JAR_HINT = ("Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
@@ -54,10 +56,6 @@ class FeatureCounts:
     def null_rate(self) -> float | None:
         """Share of rows where the feature is NULL (None without rows)."""
         return (self.rows - self.present) / self.rows if self.rows else None
-
-
-def _code_column(i: int) -> str:
-    return f"__drift_code_{i}"
 
 
 def _is_categorical(base: Mapping[str, Any]) -> bool:
@@ -94,66 +92,72 @@ def _bucket_bins(base: Mapping[str, Any]) -> list[int]:
     return [*out, m + 2 if ranged else m]  # NaN compares above every double in Spark: "above the max", as min/max see it
 
 
-def _categorical_code(name: str, base: Mapping[str, Any]) -> Column:
-    """A categorical feature's input: NULL, the category's index, or k for a category unseen in training."""
-    col, categories = F.col(f"`{name}`"), base.get("categories") or []
-    code = F.when(col.isNull(), F.lit(None))
-    for j, category in enumerate(categories):
-        code = code.when(col == F.lit(category), F.lit(j))
-    return code.otherwise(F.lit(len(categories))).cast("double")
+def _categorical_code(name: str, base: Mapping[str, Any], dtype: "DataType") -> Column:
+    """A categorical feature's input: NULL, the category's index, or k for a category unseen in training.
 
-
-def drift_codes(baseline: Mapping[str, Mapping[str, Any]]) -> Callable[["DataFrame"], "DataFrame"]:
-    """Adds each categorical feature's input column (``__drift_code_<i>``, double) for :func:`drift_aggregates` to count.
-
-    A numeric feature needs none: the aggregate reads its own column. Why: 40 copied columns doubled the
-    width of every row between the scan and the observation, and cost about as much as the counting.
+    One ``array_position`` over the training categories (a constant array of the column's type), not one
+    ``CASE WHEN`` branch per category: its generated code is a loop, the same size for 3 categories or 300,
+    and it sits in the score stage's own method, which HotSpot does not compile past 8,000 bytes.
     """
+    from pyspark.sql.types import ArrayType
 
-    def transform(df: "DataFrame") -> "DataFrame":
-        return df.select("*", *[_categorical_code(name, base).alias(_code_column(i))
-                                for i, (name, base) in enumerate(baseline.items()) if _is_categorical(base)])
-
-    return transform
-
-
-def _input(i: int, name: str, base: Mapping[str, Any]) -> Column:
-    """What the aggregate counts for feature ``i``: its :func:`drift_codes` column if categorical, else its value as a double."""
-    return F.col(_code_column(i)) if _is_categorical(base) else F.col(f"`{name}`").cast("double")
+    col, categories = F.col(f"`{name}`"), base.get("categories") or []
+    if not categories:
+        return F.when(col.isNotNull(), F.lit(0.0))
+    position = F.array_position(F.array(*[F.lit(c) for c in categories]).cast(ArrayType(dtype)), col)
+    return F.when(position == 0, F.lit(len(categories))).otherwise(position - 1).cast("double")
 
 
-def drift_aggregates(baseline: Mapping[str, Mapping[str, Any]]) -> list[Column]:
-    """The one aggregate column (``drift``) over a :func:`drift_codes` output: rows, per-feature bucket counts, NULLs, min, max.
+def _input(name: str, base: Mapping[str, Any], dtype: "DataType") -> Column:
+    """What the tally counts for a feature: its category index if categorical, else its value as a double."""
+    return _categorical_code(name, base, dtype) if _is_categorical(base) else F.col(f"`{name}`").cast("double")
+
+
+def drift_tally(spark: "SparkSession", baseline: Mapping[str, Mapping[str, Any]]) -> "JavaObject":
+    """A new ``sparkmlops.DriftTally`` for ``baseline``'s features, registered with the session's SparkContext.
 
     Raises:
-        EnvironmentCheckError: the session has no ``sparkmlops.DriftCounts`` (the jar of scripts/setup is missing).
+        EnvironmentCheckError: the session has no ``sparkmlops.DriftTally`` (the jar of scripts/setup is missing).
+    """
+    from py4j.java_gateway import JavaClass
+
+    tally = spark.sparkContext._jvm.sparkmlops.DriftTally  # type: ignore[union-attr]
+    if not isinstance(tally, JavaClass):  # py4j answers a missing class with a JavaPackage
+        raise EnvironmentCheckError("the Spark session cannot load sparkmlops.DriftTally, which counts per-feature drift.",
+                                    hint=JAR_HINT)
+    inner = [[float(s) for s in _splits(base)[1:-1]] for base in baseline.values()]  # finite, so plain numbers cross py4j
+    return tally.register(spark.sparkContext._jsc.sc(), inner)
+
+
+def tap_drift(tally: "JavaObject", baseline: Mapping[str, Mapping[str, Any]], through: str) -> Callable[["DataFrame"], "DataFrame"]:
+    """Counts ``baseline``'s features into ``tally`` as the column ``through`` is computed; the rows come out unchanged.
+
+    ``through`` must be a column the plan computes once per row that reaches the output (an entity key of
+    the scores), so the counts are those of the rows written.
     """
     from pyspark import SparkContext
     from pyspark.sql.classic.column import Column as ClassicColumn
 
-    from py4j.java_gateway import JavaClass
-
-    counter = SparkContext._active_spark_context._jvm.sparkmlops.DriftCounts  # type: ignore[union-attr]
-    if not isinstance(counter, JavaClass):  # py4j answers a missing class with a JavaPackage
-        raise EnvironmentCheckError("the Spark session cannot load sparkmlops.DriftCounts, which counts per-feature drift.",
-                                    hint=JAR_HINT)
-    inner = [[float(s) for s in _splits(base)[1:-1]] for base in baseline.values()]  # finite, so plain numbers cross py4j
-    columns = [_input(i, name, base)._jc for i, (name, base) in enumerate(baseline.items())]
-    return [ClassicColumn(counter.column(inner, columns)).alias(AGGREGATE)]
-
-
-def observe_drift(observation: "Observation", baseline: Mapping[str, Mapping[str, Any]]) -> Callable[["DataFrame"], "DataFrame"]:
-    """Counts :func:`drift_aggregates` into ``observation`` while the rows flow by; the rows come out unchanged."""
-
     def transform(df: "DataFrame") -> "DataFrame":
-        coded = df.transform(drift_codes(baseline)).observe(observation, *drift_aggregates(baseline))
-        return coded.drop(*[_code_column(i) for i, base in enumerate(baseline.values()) if _is_categorical(base)])
+        tap = SparkContext._active_spark_context._jvm.sparkmlops.DriftTap  # type: ignore[union-attr]
+        inputs = [_input(name, base, df.schema[name].dataType)._jc for name, base in baseline.items()]
+        return df.withColumn(through, ClassicColumn(tap.column(tally, F.col(f"`{through}`")._jc, inputs)))
 
     return transform
 
 
+def tally_counts(tally: "JavaObject", baseline: Mapping[str, Mapping[str, Any]]) -> dict[str, FeatureCounts]:
+    """Each feature's counts in ``tally`` (merged over the finished tasks)."""
+    n, size = len(baseline), sum(len(_splits(base)) for base in baseline.values())
+    data = bytes(tally.toBytes())
+    longs = struct.unpack_from(f">{1 + size + n}q", data)
+    doubles = struct.unpack_from(f">{2 * n}d", data, 8 * (1 + size + n))
+    return drift_counts({AGGREGATE: {"rows": longs[0], "buckets": longs[1:1 + size], "nulls": longs[1 + size:],
+                                     "min": doubles[:n], "max": doubles[n:]}}, baseline)
+
+
 def drift_counts(row: Mapping[str, Any], baseline: Mapping[str, Mapping[str, Any]]) -> dict[str, FeatureCounts]:
-    """Each feature's counts from the row :func:`drift_aggregates` produced."""
+    """Each feature's counts from the merged tally (``{"drift": {rows, buckets, nulls, min, max}}``, see :func:`tally_counts`)."""
     agg = row.get(AGGREGATE)
     rows, offset, out = int(agg["rows"]) if agg else 0, 0, {}
     for i, (name, base) in enumerate(baseline.items()):

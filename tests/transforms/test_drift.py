@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparkml_ops.evaluation import PSI_EPSILON, feature_baseline, feature_psi
-from sparkml_ops.transforms.drift import drift_aggregates, drift_codes, drift_counts
+from sparkml_ops.transforms.drift import drift_tally, tally_counts, tap_drift
 
 pytestmark = pytest.mark.spark
 
@@ -21,8 +21,10 @@ def _numpy_psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def _drift(spark, baseline, rows, schema):
-    row = spark.createDataFrame(rows, schema).transform(drift_codes(baseline)).agg(*drift_aggregates(baseline)).first().asDict()
-    return drift_counts(row, baseline)
+    tally = drift_tally(spark, baseline)
+    df = spark.createDataFrame(rows, schema)
+    df.transform(tap_drift(tally, baseline, df.columns[0])).write.format("noop").mode("overwrite").save()
+    return tally_counts(tally, baseline)
 
 
 def test_a_shift_by_one_bin_gives_the_psi_computed_by_hand_and_by_numpy(spark):
@@ -71,20 +73,35 @@ def test_a_low_cardinality_integer_is_compared_by_category(spark):
         _numpy_psi(np.array([0.9, 0.1, 0.0]), np.array([0.5, 0.5, 0.0])))
 
 
-def test_observed_on_many_partitions_the_counts_are_exact_and_the_rows_unchanged(spark):
-    from pyspark.sql import Observation
-
-    from sparkml_ops.transforms.drift import observe_drift
-
+def test_tapped_on_many_partitions_the_counts_are_exact_and_the_rows_unchanged(spark):
     baseline = {"x": feature_baseline(TRAIN, "double"), "segment": feature_baseline(["a"] * 60 + ["b"] * 40, "string")}
     rows = [(float(v), "abc"[i % 3]) for i, v in enumerate(TRAIN + 0.1)] + [(None, None)] * 250
-    observation = Observation()
+    tally = drift_tally(spark, baseline)
     df = spark.createDataFrame(rows, "x double, segment string").repartition(4)
-    out = df.transform(observe_drift(observation, baseline))
-    assert out.columns == ["x", "segment"] and out.count() == 1250 and len(out.collect()) == 1250
-    counts = drift_counts(observation.get, baseline)
+    out = df.transform(tap_drift(tally, baseline, "segment"))
+    assert out.columns == ["x", "segment"] and sorted(out.collect(), key=str) == sorted(df.collect(), key=str)
+    counts = tally_counts(tally, baseline)  # one pass over 4 partitions: each row counted once
     assert counts["x"].counts == (0, *[100] * 8, 200) and counts["x"].out_of_range == 100
     assert (counts["segment"].counts, counts["segment"].other, counts["segment"].present) == ((334, 333), 333, 1000)
+
+
+def test_the_tap_counts_the_same_in_generated_code_and_interpreted(spark):
+    baseline = {"x": feature_baseline(TRAIN, "double"), "segment": feature_baseline(["a"] * 60 + ["b"] * 40, "string")}
+    rows = [(float(v), "abc"[i % 3]) for i, v in enumerate(TRAIN * 2 - 0.5)] + [(math.nan, None), (None, "a")]
+    results = []
+    for codegen in ("true", "false"):
+        spark.conf.set("spark.sql.codegen.wholeStage", codegen)
+        spark.conf.set("spark.sql.codegen.factoryMode", "CODEGEN_ONLY" if codegen == "true" else "NO_CODEGEN")
+        try:
+            results.append(_drift(spark, baseline, rows, "x double, segment string"))
+        finally:
+            spark.conf.unset("spark.sql.codegen.wholeStage")
+            spark.conf.unset("spark.sql.codegen.factoryMode")
+    generated, interpreted = results
+    assert generated["x"].rows == interpreted["x"].rows == 1002
+    assert {k: (v.counts, v.other, v.out_of_range, v.present) for k, v in generated.items()} == \
+        {k: (v.counts, v.other, v.out_of_range, v.present) for k, v in interpreted.items()}
+    assert generated["x"].min == interpreted["x"].min == pytest.approx(-0.499) and math.isnan(generated["x"].max) and math.isnan(interpreted["x"].max)
 
 
 def test_values_on_the_edges_at_the_extremes_infinite_and_nan_fall_in_the_bins_numpy_gives(spark):

@@ -1,0 +1,202 @@
+package sparkmlops;
+
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.List;
+
+import org.apache.spark.SparkContext;
+import org.apache.spark.util.AccumulatorV2;
+
+/**
+ * Per-feature drift counts of the rows that flow past a {@link DriftTap}: rows, per feature a count per
+ * bucket, NULLs, min and max.
+ *
+ * <p>Why an accumulator: it is how Spark's own SQL metrics leave generated code. Each task counts into its
+ * own copy (deserialised with the task), and the driver merges the copies of successful tasks, once per
+ * partition of a result stage, as it does for an {@code Observation}. Buckets follow Bucketizer's rule over
+ * (-inf, splits..., +inf): [s_i, s_i+1), the last one closed, NaN in one bucket of its own after them.
+ * min/max follow Spark's: NaN above every number, NULLs ignored.
+ */
+public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
+    private static final long serialVersionUID = 1L;
+
+    private final double[][] splits; // per feature, with -inf and +inf at the ends
+    private final int[] offsets; // per feature, where its buckets start in toBytes' layout
+    private final int width; // a power of two >= every feature's split count: the stride of padded and counts
+    private final double[] padded; // per feature, its splits then +inf up to width: one flat array for the search
+    private final int[] last; // per feature, its last bucket (holds +inf)
+    private long rows;
+    private final long[] counts; // per feature, width counts (bucket j at f * width + j)
+    private final long[] nans;
+    private final long[] nulls;
+    private final double[] low; // least value but NaN (+inf while there is none)
+    private final double[] high; // greatest value but NaN (-inf while there is none)
+
+    DriftTally(double[][] splits) {
+        this.splits = splits;
+        offsets = new int[splits.length + 1];
+        for (int f = 0; f < splits.length; f++) {
+            offsets[f + 1] = offsets[f] + splits[f].length; // length - 1 buckets, then NaN's
+        }
+        int w = 1;
+        for (double[] s : splits) {
+            while (w < s.length) {
+                w *= 2;
+            }
+        }
+        width = w;
+        padded = new double[splits.length * w];
+        last = new int[splits.length];
+        Arrays.fill(padded, Double.POSITIVE_INFINITY);
+        for (int f = 0; f < splits.length; f++) {
+            System.arraycopy(splits[f], 0, padded, f * w, splits[f].length);
+            last[f] = splits[f].length - 2;
+        }
+        counts = new long[splits.length * w];
+        nans = new long[splits.length];
+        nulls = new long[splits.length];
+        low = new double[splits.length];
+        high = new double[splits.length];
+        reset();
+    }
+
+    /**
+     * A tally registered with {@code sc} for features with the given finite, sorted splits (one list per feature).
+     * Called from Python: the splits cross py4j as plain numbers; -inf and +inf are added here.
+     */
+    public static DriftTally register(SparkContext sc, List<List<Double>> innerSplits) {
+        double[][] splits = new double[innerSplits.size()][];
+        for (int f = 0; f < splits.length; f++) {
+            List<Double> s = innerSplits.get(f);
+            double[] all = new double[s.size() + 2];
+            all[0] = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < s.size(); j++) {
+                all[j + 1] = s.get(j);
+            }
+            all[all.length - 1] = Double.POSITIVE_INFINITY;
+            splits[f] = all;
+        }
+        DriftTally tally = new DriftTally(splits);
+        sc.register(tally);
+        return tally;
+    }
+
+    /** The number of features counted. */
+    public int features() {
+        return splits.length;
+    }
+
+    /** One more row went past. */
+    public void row() {
+        rows++;
+    }
+
+    /** Feature {@code f} is NULL in the current row. */
+    public void none(int f) {
+        nulls[f]++;
+    }
+
+    /** Feature {@code f} has value {@code v} in the current row. */
+    public void add(int f, double v) {
+        if (v != v) { // NaN: its own bucket; min and max follow from its count (toBytes)
+            nans[f]++;
+            return;
+        }
+        // The last split <= v, by a binary search of fixed length whose steps compile to conditional moves:
+        // a search that branches pays a misprediction at almost every step on real data. padded[base] is
+        // -inf, so there is one; +inf (and the padding) fall in the last bucket, closed like Bucketizer's.
+        int base = f * width;
+        int at = 0;
+        for (int step = width >> 1; step > 0; step >>= 1) {
+            at = padded[base + at + step] <= v ? at + step : at;
+        }
+        counts[base + Math.min(at, last[f])]++;
+        if (v < low[f]) {
+            low[f] = v;
+        }
+        if (v > high[f]) {
+            high[f] = v;
+        }
+    }
+
+    /**
+     * The counts as big-endian longs (rows, buckets, nulls) then doubles (min, max): one py4j call for Python.
+     * min and max follow Spark's order, NaN above every number; a feature without values has NaN for both.
+     */
+    public byte[] toBytes() {
+        int n = splits.length;
+        long[] buckets = new long[offsets[n]];
+        double[] min = new double[n];
+        double[] max = new double[n];
+        for (int f = 0; f < n; f++) {
+            System.arraycopy(counts, f * width, buckets, offsets[f], splits[f].length - 1);
+            buckets[offsets[f + 1] - 1] = nans[f]; // NaN's bucket comes after the others
+            long nan = nans[f];
+            boolean numbers = rows - nulls[f] - nan > 0;
+            min[f] = numbers ? low[f] : Double.NaN;
+            max[f] = nan > 0 || !numbers ? Double.NaN : high[f];
+        }
+        ByteBuffer out = ByteBuffer.allocate(Long.BYTES * (1 + buckets.length + n) + Double.BYTES * 2 * n);
+        out.putLong(rows);
+        out.asLongBuffer().put(buckets).put(nulls);
+        out.position(out.position() + Long.BYTES * (buckets.length + n));
+        out.asDoubleBuffer().put(min).put(max);
+        return out.array();
+    }
+
+    @Override
+    public boolean isZero() {
+        return rows == 0;
+    }
+
+    @Override
+    public DriftTally copy() {
+        DriftTally c = new DriftTally(splits);
+        c.merge(this);
+        return c;
+    }
+
+    @Override
+    public void reset() {
+        rows = 0;
+        Arrays.fill(counts, 0);
+        Arrays.fill(nans, 0);
+        Arrays.fill(nulls, 0);
+        Arrays.fill(low, Double.POSITIVE_INFINITY);
+        Arrays.fill(high, Double.NEGATIVE_INFINITY);
+    }
+
+    /** Counting is done by {@link #row}, {@link #none} and {@link #add(int, double)}; a generic add has nothing to count. */
+    @Override
+    public void add(Object v) {
+        throw new UnsupportedOperationException("DriftTally counts through row(), none(f) and add(f, v)");
+    }
+
+    @Override
+    public void merge(AccumulatorV2<Object, DriftTally> other) {
+        DriftTally b = (DriftTally) other;
+        if (b.counts.length != counts.length || b.splits.length != splits.length) {
+            throw new IllegalArgumentException("cannot merge drift tallies of different features");
+        }
+        rows += b.rows;
+        for (int j = 0; j < counts.length; j++) {
+            counts[j] += b.counts[j];
+        }
+        for (int f = 0; f < splits.length; f++) {
+            nulls[f] += b.nulls[f];
+            nans[f] += b.nans[f];
+            low[f] = Math.min(low[f], b.low[f]);
+            high[f] = Math.max(high[f], b.high[f]);
+        }
+    }
+
+    @Override
+    public DriftTally value() {
+        return this;
+    }
+
+    @Override
+    public String toString() {
+        return "DriftTally(" + splits.length + " features, " + rows + " rows)";
+    }
+}
