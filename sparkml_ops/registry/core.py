@@ -10,6 +10,7 @@ never from manifest content)::
     <root>/<model>/_history/<utc>-<id>.json     append-only event log (publish, alias, archive, import)
     <root>/<model>/_archived/<version>.json     archive markers (archived versions are kept)
     <root>/_staging/<model>.<utc>.<id>/         publishes and imports in flight; `models gc` removes abandoned ones
+    <root>/_staging/<model>.<utc>.<id>.history  the history entry of one, renamed into _history once it is claimed
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -149,6 +150,57 @@ class _Digest:
 Rendered = Callable[["ModelVersion"], Mapping[str, bytes]]
 
 
+class _PendingEntry:
+    """The history entry of a commit, written under a staging name while the version is claimed, then renamed in.
+
+    Closing an HDFS file can wait ~0.4 s for the DataNode's block report (docs/benchmarks.md), and a rename
+    costs the NameNode alone: written on a second thread beside the manifest and renamed into ``_history``
+    after the version's rename, the entry's wait is off the publish's path. Its staging name is under
+    ``_staging/``, where no reader looks and ``gc`` removes what a killed publisher leaves.
+    """
+
+    def __init__(self, registry: ModelRegistry, name: str, path: str, pool: ThreadPoolExecutor) -> None:
+        self._registry, self._name, self._path, self._pool = registry, name, path, pool
+        self._file = ""  # its name in _history, stamped with its record's time
+        self._written: Future | None = None
+
+    def prepare(self, event: dict) -> None:
+        """(Re)write the entry of ``event`` under the staging name, on the pool's thread."""
+        self._settle()
+        self._file, record = self._registry._history_entry(self._name, event)
+        self._written = self._pool.submit(self._registry.storage.write, self._path, _dumps(record), overwrite=True)
+
+    def publish(self, ref: str) -> None:
+        """Rename the entry into the history once the version is claimed; a failure is logged, not raised."""
+        try:
+            self._settle(raising=True)
+            self._registry.storage.rename_noreplace(self._path, join(self._name, HISTORY, self._file))
+        except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
+            log.warning("%s published, but its history entry could not be written: %s", ref, exc)
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the staged entry of a commit that claimed nothing (best effort: ``gc`` removes what is left)."""
+        if self._written is None:
+            return
+        self._settle()
+        self._written = None
+        try:
+            self._registry.storage.delete(self._path)
+        except SparkMLOpsError as exc:
+            log.warning("could not remove %s/%s (%s); `sparkml-ops models gc` will", self._registry.uri, self._path, exc)
+
+    def _settle(self, *, raising: bool = False) -> None:
+        """Wait for the write in flight; its failure is raised only if asked (a rewrite or a delete follows)."""
+        if self._written is None:
+            return
+        try:
+            self._written.result()
+        except SparkMLOpsError:
+            if raising:
+                raise
+
+
 class Staging:
     """The files of one version in the making, in a private directory under ``_staging/``.
 
@@ -214,30 +266,49 @@ class Staging:
         self._check_open()
         reg = self._registry
         self._check_staged(body["files"])
-        reg.storage.makedirs(self.name)
+        reg.storage.makedirs(join(self.name, HISTORY))  # the model's directory too; the entry's rename needs both
         draft = mf.ManifestDraft(body)
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            version = reg._next_version(self.name)
-            manifest = draft.render(self.name, version)
-            if rendered is not None:
-                manifest = self._with_rendered(manifest, rendered)
-            reg.storage.write(join(self.path, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
+
+        def event_of(version: int) -> dict:
+            return {"event": event, "version": version, **(event_extra or {}), **provenance.who()}
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            entry = _PendingEntry(reg, self.name, f"{self.path}.history", pool)
             try:
-                reg.storage.rename_noreplace(self.path, join(self.name, str(version)))
-            except PathExistsError:
-                continue  # another publisher claimed this number first: take the next one
-            self.committed = mv = ModelVersion(self.name, version, manifest)
-            self._open = False
-            try:
-                reg._record(self.name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
-            except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
-                log.warning("%s published, but its history entry could not be written: %s", mv.ref, exc)
-            log.info("published %s to %s", mv.ref, reg.uri, extra={"model": self.name, "version": version})
-            return mv
+                for _ in range(MAX_CLAIM_ATTEMPTS):
+                    mv = self._claim(draft, rendered, entry, event_of)
+                    if mv is None:
+                        continue  # another publisher claimed this number first: take the next one
+                    self.committed, self._open = mv, False
+                    entry.publish(mv.ref)
+                    log.info("published %s to %s", mv.ref, reg.uri, extra={"model": self.name, "version": mv.version})
+                    return mv
+            finally:
+                if self.committed is None:
+                    entry.discard()
         raise ConflictError(
             f"could not claim a version number for {self.name!r} in {reg.uri} after {MAX_CLAIM_ATTEMPTS} attempts.",
             hint="Too many concurrent publishers; retrying is safe.",
         )
+
+    def _claim(self, draft: mf.ManifestDraft, rendered: Rendered | None, entry: _PendingEntry,
+               event_of: Callable[[int], dict]) -> ModelVersion | None:
+        """Try to publish the staging as the next free number; None when another publisher took it first.
+
+        The history entry naming that number is written on the pool's thread while the manifest is.
+        """
+        reg = self._registry
+        version = reg._next_version(self.name)
+        entry.prepare(event_of(version))
+        manifest = draft.render(self.name, version)
+        if rendered is not None:
+            manifest = self._with_rendered(manifest, rendered)
+        reg.storage.write(join(self.path, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
+        try:
+            reg.storage.rename_noreplace(self.path, join(self.name, str(version)))
+        except PathExistsError:
+            return None
+        return ModelVersion(self.name, version, manifest)
 
     def _with_rendered(self, manifest: dict, rendered: Rendered) -> dict:
         """``manifest`` with the files ``rendered`` makes for its version written and listed (replacing a lost race's)."""
@@ -706,14 +777,19 @@ class ModelRegistry:
 
     def _record(self, name: str, event: dict) -> dict:
         """Append one event to the history: a new file per event, so writers never rewrite each other."""
-        at = datetime.now(UTC)
-        record = {"at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "model": name, **event}
-        file = f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json"
-        self.storage.write(join(name, HISTORY, file), json.dumps(record, sort_keys=True).encode())
+        file, record = self._history_entry(name, event)
+        self.storage.write(join(name, HISTORY, file), _dumps(record))
         return record
 
+    @staticmethod
+    def _history_entry(name: str, event: dict) -> tuple[str, dict]:
+        """(file name in ``_history``, record) of one event, stamped now; the name sorts by time."""
+        at = datetime.now(UTC)
+        record = {"at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "model": name, **event}
+        return f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json", record
+
     def gc(self, older_than_hours: float) -> list[str]:
-        """Remove staging directories and temporary alias files older than ``older_than_hours``.
+        """Remove staging directories, staged history entries and temporary alias files older than ``older_than_hours``.
 
         Publishes still running are younger than any sane threshold; use 0 only when none are.
 
@@ -742,6 +818,11 @@ def _stage_more(staging: Staging, staged: list[dict], files: Mapping[str, bytes]
     if clash:
         raise ValueError(f"files {clash} are the model's own files of the version; store extra files under another path")
     return [staging.write(path, data) for path, data in files.items()]
+
+
+def _dumps(record: dict) -> bytes:
+    """A history record as stored."""
+    return json.dumps(record, sort_keys=True).encode()
 
 
 def _version_dir(mv: ModelVersion, *parts: str) -> str:
