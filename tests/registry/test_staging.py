@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from sparkml_ops.errors import IntegrityError
+from sparkml_ops.errors import IntegrityError, PathExistsError
 from sparkml_ops.registry import Provenance
 
 from tests.registry.models import Doubler
@@ -90,3 +90,20 @@ def test_a_commit_that_claims_no_version_leaves_no_staged_history_entry(registry
                          rendered=lambda mv: {"model/model.pkl": b"x"})
     assert registry.version_numbers("fraud") == [] and registry.storage.list("fraud/_history") == []
     assert registry.storage.list("_staging") == []
+
+
+def test_background_writes_store_what_was_hashed_and_a_failed_one_publishes_nothing(registry, prov):
+    buf = bytearray(b"abc")
+    with registry.stage("fraud") as staging:
+        entry = staging.write_in_background("model/a.bin", buf)
+        buf[:] = b"xyz"  # the caller reuses its buffer while the write may still run
+        assert entry == {"path": "model/a.bin", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
+        mv = staging.commit({"files": [entry]}, prov)
+    assert registry.read_file(mv, "model/a.bin") == b"abc"
+    with pytest.raises(PathExistsError, match=r"model/a\.bin: already exists"):
+        with registry.stage("fraud") as staging:
+            entry = staging.write("model/a.bin", b"abc")
+            staging.write_in_background("model/a.bin", b"abc")  # fails on its thread; commit raises it
+            staging.commit({"files": [entry]}, prov)
+    assert registry.version_numbers("fraud") == [1] and registry.storage.list("_staging") == []
+    assert [e["version"] for e in registry.history("fraud")] == [1]
