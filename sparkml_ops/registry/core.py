@@ -10,6 +10,7 @@ never from manifest content)::
     <root>/<model>/_history/<utc>-<id>.json     append-only event log (publish, alias, archive, import)
     <root>/<model>/_archived/<version>.json     archive markers (archived versions are kept)
     <root>/_staging/<model>.<utc>.<id>/         publishes and imports in flight; `models gc` removes abandoned ones
+    <root>/_staging/<model>.<utc>.<id>.history  the history entry of one, renamed into _history once it is claimed
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -52,6 +53,7 @@ HISTORY = "_history"
 ARCHIVED = "_archived"
 HASH_BATCH = 8 * 1024 * 1024  # bytes handed to the hashing thread at once (see _Digest.of)
 MAX_CLAIM_ATTEMPTS = 1000
+STAGING_THREADS = 4  # background writes of one version at once (a model, environment.json, a few evaluation files)
 
 
 @dataclass(frozen=True)
@@ -149,18 +151,72 @@ class _Digest:
 Rendered = Callable[["ModelVersion"], Mapping[str, bytes]]
 
 
+class _PendingEntry:
+    """The history entry of a commit, written under a staging name while the version is claimed, then renamed in.
+
+    Closing an HDFS file can wait ~0.4 s for the DataNode's block report (docs/benchmarks.md), and a rename
+    costs the NameNode alone: written on a second thread beside the manifest and renamed into ``_history``
+    after the version's rename, the entry's wait is off the publish's path. Its staging name is under
+    ``_staging/``, where no reader looks and ``gc`` removes what a killed publisher leaves.
+    """
+
+    def __init__(self, registry: ModelRegistry, name: str, path: str, pool: ThreadPoolExecutor) -> None:
+        self._registry, self._name, self._path, self._pool = registry, name, path, pool
+        self._file = ""  # its name in _history, stamped with its record's time
+        self._written: Future | None = None
+
+    def prepare(self, event: dict) -> None:
+        """(Re)write the entry of ``event`` under the staging name, on the pool's thread."""
+        self._settle()
+        self._file, record = self._registry._history_entry(self._name, event)
+        self._written = self._pool.submit(self._registry.storage.write, self._path, _dumps(record), overwrite=True)
+
+    def publish(self, ref: str) -> None:
+        """Rename the entry into the history once the version is claimed; a failure is logged, not raised."""
+        try:
+            self._settle(raising=True)
+            self._registry.storage.rename_noreplace(self._path, join(self._name, HISTORY, self._file))
+        except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
+            log.warning("%s published, but its history entry could not be written: %s", ref, exc)
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the staged entry of a commit that claimed nothing (best effort: ``gc`` removes what is left)."""
+        if self._written is None:
+            return
+        self._settle()
+        self._written = None
+        try:
+            self._registry.storage.delete(self._path)
+        except SparkMLOpsError as exc:
+            log.warning("could not remove %s/%s (%s); `sparkml-ops models gc` will",
+                        self._registry.uri, self._path, exc)
+
+    def _settle(self, *, raising: bool = False) -> None:
+        """Wait for the write in flight; its failure is raised only if asked (a rewrite or a delete follows)."""
+        if self._written is None:
+            return
+        try:
+            self._written.result()
+        except SparkMLOpsError:
+            if raising:
+                raise
+
+
 class Staging:
     """The files of one version in the making, in a private directory under ``_staging/``.
 
     Made by :meth:`ModelRegistry.stage`: write every file, then :meth:`commit` them as a new version.
     """
 
-    def __init__(self, registry: ModelRegistry, name: str, path: str) -> None:
+    def __init__(self, registry: ModelRegistry, name: str, path: str, pool: ThreadPoolExecutor) -> None:
         self.name = name
         self.path = path  # relative to the registry root
         self.committed: ModelVersion | None = None
         self._registry = registry
         self._open = True  # until committed or until the stage() block ends
+        self._pool = pool  # of the stage() block, which waits for it before discarding anything
+        self._writing: list[Future] = []  # writes started by write_in_background, awaited by commit
 
     def _check_open(self) -> None:
         if not self._open:
@@ -180,10 +236,7 @@ class Staging:
         Raises:
             ValueError: ``path`` is not a safe relative path, or is the manifest's own name; or the staging is closed.
         """
-        self._check_open()
-        if safe_relpath(path) == mf.MANIFEST:
-            raise ValueError(f"{mf.MANIFEST} is written by commit(), not staged")
-        target, storage = join(self.path, path), self._registry.storage
+        target, storage = self._target(path), self._registry.storage
         if isinstance(data, (bytes, bytearray, memoryview)):
             # Hash on a second thread while the bytes travel (hashlib releases the GIL on large buffers).
             with ThreadPoolExecutor(max_workers=1) as pool:
@@ -193,6 +246,28 @@ class Staging:
         digest = _Digest()
         storage.write(target, digest.over(data))
         return {"path": path, "size": digest.size, "sha256": digest.sha256.hexdigest()}
+
+    def write_in_background(self, path: str, data: bytes | bytearray | memoryview) -> dict:
+        """Start writing one file of the version on a staging thread; return its manifest entry once hashed here.
+
+        :meth:`commit` writes the manifest and the history entry while such writes finish, then waits for
+        them before the claiming rename (raising the first failure): closing an HDFS file can wait ~0.4 s for
+        the DataNode's block report (docs/benchmarks.md), and those waits then overlap the upload. A mutable
+        buffer is copied first, so what is stored is what was hashed even if the caller reuses it.
+
+        Raises:
+            ValueError: as :meth:`write`.
+        """
+        target = self._target(path)
+        data = data if isinstance(data, bytes) else bytes(data)
+        self._writing.append(self._pool.submit(self._registry.storage.write, target, data))
+        return {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    def _target(self, path: str) -> str:
+        self._check_open()
+        if safe_relpath(path) == mf.MANIFEST:
+            raise ValueError(f"{mf.MANIFEST} is written by commit(), not staged")
+        return join(self.path, path)
 
     def commit(self, body: dict, provenance: Provenance, *, event: Literal["publish", "import"] = "publish",
                event_extra: dict | None = None, rendered: Rendered | None = None) -> ModelVersion:
@@ -208,36 +283,56 @@ class Staging:
 
         Raises:
             IntegrityError: the staged files differ from ``body['files']``; nothing was published.
+            SparkMLOpsError: a write started by :meth:`write_in_background` failed (its error); nothing was published.
             ConflictError: no version number could be claimed after many attempts.
             ValueError: the staging is already committed or discarded.
         """
         self._check_open()
         reg = self._registry
-        self._check_staged(body["files"])
-        reg.storage.makedirs(self.name)
         draft = mf.ManifestDraft(body)
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            version = reg._next_version(self.name)
-            manifest = draft.render(self.name, version)
-            if rendered is not None:
-                manifest = self._with_rendered(manifest, rendered)
-            reg.storage.write(join(self.path, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
+
+        def event_of(version: int) -> dict:
+            return {"event": event, "version": version, **(event_extra or {}), **provenance.who()}
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            entry = _PendingEntry(reg, self.name, f"{self.path}.history", pool)
             try:
-                reg.storage.rename_noreplace(self.path, join(self.name, str(version)))
-            except PathExistsError:
-                continue  # another publisher claimed this number first: take the next one
-            self.committed = mv = ModelVersion(self.name, version, manifest)
-            self._open = False
-            try:
-                reg._record(self.name, {"event": event, "version": version, **(event_extra or {}), **provenance.who()})
-            except SparkMLOpsError as exc:  # the version is published and complete; do not report failure
-                log.warning("%s published, but its history entry could not be written: %s", mv.ref, exc)
-            log.info("published %s to %s", mv.ref, reg.uri, extra={"model": self.name, "version": version})
-            return mv
+                for _ in range(MAX_CLAIM_ATTEMPTS):
+                    mv = self._claim(draft, rendered, entry, event_of)
+                    if mv is None:
+                        continue  # another publisher claimed this number first: take the next one
+                    self.committed, self._open = mv, False
+                    entry.publish(mv.ref)
+                    log.info("published %s to %s", mv.ref, reg.uri, extra={"model": self.name, "version": mv.version})
+                    return mv
+            finally:
+                if self.committed is None:
+                    entry.discard()
         raise ConflictError(
             f"could not claim a version number for {self.name!r} in {reg.uri} after {MAX_CLAIM_ATTEMPTS} attempts.",
             hint="Too many concurrent publishers; retrying is safe.",
         )
+
+    def _claim(self, draft: mf.ManifestDraft, rendered: Rendered | None, entry: _PendingEntry,
+               event_of: Callable[[int], dict]) -> ModelVersion | None:
+        """Try to publish the staging as the next free number; None when another publisher took it first.
+
+        The history entry naming that number is written on a second thread while the manifest is, and both
+        while the background writes finish; the staged files are checked once all have landed.
+        """
+        reg = self._registry
+        version = reg._next_version(self.name)
+        entry.prepare(event_of(version))
+        manifest = draft.render(self.name, version)
+        if rendered is not None:
+            manifest = self._with_rendered(manifest, rendered)
+        reg.storage.write(join(self.path, mf.MANIFEST), mf.dumps(manifest), overwrite=True)
+        self._land(manifest["files"])
+        try:
+            reg.storage.rename_noreplace(self.path, join(self.name, str(version)))
+        except PathExistsError:
+            return None
+        return ModelVersion(self.name, version, manifest)
 
     def _with_rendered(self, manifest: dict, rendered: Rendered) -> dict:
         """``manifest`` with the files ``rendered`` makes for its version written and listed (replacing a lost race's)."""
@@ -250,6 +345,13 @@ class Staging:
             self._registry.storage.write(join(self.path, path), data, overwrite=True)
             entries.append({"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
         return {**manifest, "files": sorted([*manifest["files"], *entries], key=lambda f: f["path"])}
+
+    def _land(self, files: list[dict]) -> None:
+        """Wait for the background writes, check the staged files against ``files``, make the model's directories."""
+        while self._writing:
+            self._writing.pop(0).result()
+        self._check_staged(files)
+        self._registry.storage.makedirs(join(self.name, HISTORY))  # the renames of the version and its entry need both
 
     def _check_staged(self, files: list[dict]) -> None:
         stored = dict(self._registry.storage.walk_files(self.path))
@@ -329,11 +431,10 @@ class ModelRegistry:
         }
         body["environment"] = mf.environment_spec(fl.packages)
         env_bytes = json.dumps(body["environment"], indent=2, sort_keys=True).encode()
-        # Written beside the model: closing an HDFS file can wait ~0.4 s for the DataNode's block report
-        # (docs/benchmarks.md), and this small file's wait then overlaps the model's upload.
-        with self.stage(name) as staging, ThreadPoolExecutor(max_workers=1) as pool:
-            env_entry = pool.submit(staging.write, mf.ENVIRONMENT, env_bytes)
-            entries = [*self._stage_model(fl, model, staging), env_entry.result()]
+        # Every file known as bytes is written in the background, so the small files' closes (~0.4 s each,
+        # docs/benchmarks.md) and commit's manifest and history entry overlap the model's upload.
+        with self.stage(name) as staging:
+            entries = [staging.write_in_background(mf.ENVIRONMENT, env_bytes), *self._stage_model(fl, model, staging)]
             entries += _stage_more(staging, entries, files or {})
             return staging.commit({**body, "files": sorted(entries, key=lambda f: f["path"])}, provenance,
                                   rendered=rendered)
@@ -342,20 +443,25 @@ class ModelRegistry:
     def stage(self, name: str) -> Iterator[Staging]:
         """A private staging directory for the next version of ``name``, as a context manager.
 
-        Write the files with :meth:`Staging.write`, then publish them with :meth:`Staging.commit`.
-        Leaving the block without a commit, or by an exception, removes the directory; what a killed
-        process leaves behind, :meth:`gc` removes.
+        Write the files with :meth:`Staging.write` or :meth:`Staging.write_in_background`, then publish
+        them with :meth:`Staging.commit`. Leaving the block without a commit, or by an exception, waits
+        for the background writes and removes the directory; what a killed process leaves behind,
+        :meth:`gc` removes.
 
         Raises:
             UsageError: bad name.
         """
         check_name(name)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        staging = Staging(self, name, join(STAGING, f"{name}.{stamp}.{uuid.uuid4().hex[:12]}"))
-        self.storage.makedirs(staging.path)
+        path = join(STAGING, f"{name}.{stamp}.{uuid.uuid4().hex[:12]}")
+        self.storage.makedirs(path)
+        pool = ThreadPoolExecutor(max_workers=STAGING_THREADS)
+        staging = Staging(self, name, path, pool)
         try:
             yield staging
         finally:
+            # No write may still be running into a directory about to be removed.
+            pool.shutdown(wait=True, cancel_futures=True)
             if staging.committed is None:
                 staging._open = False
                 self._discard(staging.path)
@@ -368,7 +474,7 @@ class ModelRegistry:
 
     def _stage_model(self, fl: Flavor, model: Any, staging: Staging) -> list[dict]:
         if isinstance(fl, BytesFlavor):
-            return [staging.write(f"{mf.MODEL_DIR}/{fl.file_name}", fl.dumps(model))]
+            return [staging.write_in_background(f"{mf.MODEL_DIR}/{fl.file_name}", fl.dumps(model))]
         assert isinstance(fl, DirectoryFlavor)
         model_dir = join(staging.path, mf.MODEL_DIR)
         uri = self.storage.spark_uri(model_dir)
@@ -706,14 +812,19 @@ class ModelRegistry:
 
     def _record(self, name: str, event: dict) -> dict:
         """Append one event to the history: a new file per event, so writers never rewrite each other."""
-        at = datetime.now(UTC)
-        record = {"at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "model": name, **event}
-        file = f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json"
-        self.storage.write(join(name, HISTORY, file), json.dumps(record, sort_keys=True).encode())
+        file, record = self._history_entry(name, event)
+        self.storage.write(join(name, HISTORY, file), _dumps(record))
         return record
 
+    @staticmethod
+    def _history_entry(name: str, event: dict) -> tuple[str, dict]:
+        """(file name in ``_history``, record) of one event, stamped now; the name sorts by time."""
+        at = datetime.now(UTC)
+        record = {"at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "model": name, **event}
+        return f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json", record
+
     def gc(self, older_than_hours: float) -> list[str]:
-        """Remove staging directories and temporary alias files older than ``older_than_hours``.
+        """Remove staging directories, staged history entries and temporary alias files older than ``older_than_hours``.
 
         Publishes still running are younger than any sane threshold; use 0 only when none are.
 
@@ -741,7 +852,12 @@ def _stage_more(staging: Staging, staged: list[dict], files: Mapping[str, bytes]
     clash = sorted(p for p in files if p in taken)
     if clash:
         raise ValueError(f"files {clash} are the model's own files of the version; store extra files under another path")
-    return [staging.write(path, data) for path, data in files.items()]
+    return [staging.write_in_background(path, data) for path, data in files.items()]
+
+
+def _dumps(record: dict) -> bytes:
+    """A history record as stored."""
+    return json.dumps(record, sort_keys=True).encode()
 
 
 def _version_dir(mv: ModelVersion, *parts: str) -> str:

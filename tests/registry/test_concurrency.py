@@ -14,18 +14,24 @@ from tests.registry import workers
 PUBLISHERS = 20
 
 
-def test_twenty_concurrent_publishers_get_twenty_distinct_complete_versions(registry, reg_settings):
+def _publish_concurrently(reg_settings, publishers: int) -> list[tuple[int, int]]:
+    """(publisher index, version it got) of ``publishers`` processes publishing one model at once."""
     ctx = mp.get_context("spawn")  # a clean interpreter per publisher, like separate spark-submit jobs
-    barrier, results = ctx.Barrier(PUBLISHERS), ctx.Queue()
+    barrier, results = ctx.Barrier(publishers), ctx.Queue()
     procs = [ctx.Process(target=workers.publish_after_barrier,
                          args=(reg_settings.model_dump(mode="json"), i, barrier, results))
-             for i in range(PUBLISHERS)]
+             for i in range(publishers)]
     for p in procs:
         p.start()
     got = [results.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
+    return got
+
+
+def test_twenty_concurrent_publishers_get_twenty_distinct_complete_versions(registry, reg_settings):
+    got = _publish_concurrently(reg_settings, PUBLISHERS)
     assert sorted(v for _, v in got) == list(range(1, PUBLISHERS + 1))
     versions = registry.list_versions("fraud")
     assert [v.version for v in versions] == list(range(1, PUBLISHERS + 1))
@@ -35,6 +41,16 @@ def test_twenty_concurrent_publishers_get_twenty_distinct_complete_versions(regi
         assert mv.manifest["tags"] == {"worker": str(by_version[mv.version])}
         assert mv.manifest["created_by"]["user"] == f"worker{by_version[mv.version]}"
         registry.verify(mv)
+    assert registry.storage.list("_staging") == []
+
+
+def test_concurrent_publishers_each_record_the_version_they_claimed_once_in_version_order(registry, reg_settings):
+    got = _publish_concurrently(reg_settings, 8)  # a loser of a race rewrites its staged entry
+    claimed_by = {v: f"worker{i}" for i, v in got}
+    history = registry.history("fraud")
+    # Each entry is stamped after its number was found free, so no entry sorts before a lower version's.
+    assert [(e["event"], e["version"], e["user"]) for e in history] == [
+        ("publish", v, claimed_by[v]) for v in range(1, 9)]
     assert registry.storage.list("_staging") == []
 
 

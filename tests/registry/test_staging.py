@@ -7,7 +7,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from sparkml_ops.errors import IntegrityError
+from sparkml_ops.errors import IntegrityError, PathExistsError
+from sparkml_ops.registry import Provenance
 
 from tests.registry.models import Doubler
 
@@ -65,3 +66,44 @@ def test_a_committed_or_discarded_staging_takes_no_more_files(registry, prov):
     with pytest.raises(ValueError, match="is already discarded"):
         staging.commit({"files": []}, prov)
     assert registry.version_numbers("fraud") == [1] and registry.storage.list("_staging") == []
+
+
+def test_a_lost_race_records_only_the_version_claimed_and_leaves_no_staged_entry(registry, prov):
+    rival = Provenance(user="bob", host="edge02")
+    registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=rival)
+
+    def report(mv):
+        if mv.version == 2:  # another publisher takes this number after our history entry was staged for it
+            registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=rival)
+        return {"report.html": mv.ref.encode()}
+
+    mv = registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov, rendered=report)
+    assert mv.version == 3
+    assert [(e["event"], e["version"], e["user"]) for e in registry.history("fraud")] == [
+        ("publish", 1, "bob"), ("publish", 2, "bob"), ("publish", 3, "alice")]
+    assert registry.storage.list("_staging") == []
+
+
+def test_a_commit_that_claims_no_version_leaves_no_staged_history_entry(registry, prov):
+    with pytest.raises(ValueError, match="rendered file 'model/model.pkl' is already staged or is the manifest"):
+        registry.publish("fraud", Doubler(), flavor="pyfunc", provenance=prov,
+                         rendered=lambda mv: {"model/model.pkl": b"x"})
+    assert registry.version_numbers("fraud") == [] and registry.storage.list("fraud/_history") == []
+    assert registry.storage.list("_staging") == []
+
+
+def test_background_writes_store_what_was_hashed_and_a_failed_one_publishes_nothing(registry, prov):
+    buf = bytearray(b"abc")
+    with registry.stage("fraud") as staging:
+        entry = staging.write_in_background("model/a.bin", buf)
+        buf[:] = b"xyz"  # the caller reuses its buffer while the write may still run
+        assert entry == {"path": "model/a.bin", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
+        mv = staging.commit({"files": [entry]}, prov)
+    assert registry.read_file(mv, "model/a.bin") == b"abc"
+    with pytest.raises(PathExistsError, match=r"model/a\.bin: already exists"):
+        with registry.stage("fraud") as staging:
+            entry = staging.write("model/a.bin", b"abc")
+            staging.write_in_background("model/a.bin", b"abc")  # fails on its thread; commit raises it
+            staging.commit({"files": [entry]}, prov)
+    assert registry.version_numbers("fraud") == [1] and registry.storage.list("_staging") == []
+    assert [e["version"] for e in registry.history("fraud")] == [1]
