@@ -116,3 +116,21 @@ def test_values_on_the_edges_at_the_extremes_infinite_and_nan_fall_in_the_bins_n
     assert list(counts.counts) == numpy_counts.tolist()
     assert (counts.rows, counts.present, counts.out_of_range) == (len(rows), len(rows) - 3, 5)
     assert counts.min == -math.inf and math.isnan(counts.max)
+
+
+def test_values_next_to_every_edge_and_random_values_fall_in_the_bins_numpy_gives(spark):
+    # The tally finds most buckets by a value's grid cell; values one ulp either side of an edge, of the training
+    # min and max, and many random ones must still land where an exact search puts them.
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=5000)
+    baseline = {"x": feature_baseline(train, "double")}
+    edges, low, high = baseline["x"]["edges"], baseline["x"]["min"], baseline["x"]["max"]
+    near = [w for e in [*edges, low, high] for w in (math.nextafter(e, -math.inf), e, math.nextafter(e, math.inf))]
+    values = [*near, *rng.normal(scale=1.5, size=20000).tolist(), *rng.uniform(low, high, size=20000).tolist()]
+    counts = _drift(spark, baseline, [(v,) for v in values], "x double")["x"]
+
+    x = np.asarray(values)
+    numpy_counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+    assert list(counts.counts) == numpy_counts.tolist()
+    assert counts.out_of_range == int(np.sum((x < low) | (x > high)))
+    assert (counts.min, counts.max) == (x.min(), x.max())

@@ -19,12 +19,17 @@ import org.apache.spark.util.AccumulatorV2;
  */
 public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private static final long serialVersionUID = 1L;
+    private static final int CELLS = 1024; // grid cells per feature, between its first and last finite split
 
     private final double[][] splits; // per feature, with -inf and +inf at the ends
     private final int[] offsets; // per feature, where its buckets start in toBytes' layout
     private final int width; // a power of two >= every feature's split count: the stride of padded and counts
     private final double[] padded; // per feature, its splits then +inf up to width: one flat array for the search
     private final int[] last; // per feature, its last bucket (holds +inf)
+    private final byte[] grid; // per feature, CELLS buckets: a value's bucket by its cell, or -1 where a split is near
+    private final double[] gridLow; // per feature, where its grid starts (+inf: no grid)
+    private final double[] gridHigh; // per feature, where its grid ends
+    private final double[] gridScale; // per feature, cells per unit of the value
     private long rows;
     private final long[] counts; // per feature, width counts (bucket j at f * width + j)
     private final long[] nans;
@@ -52,12 +57,52 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
             System.arraycopy(splits[f], 0, padded, f * w, splits[f].length);
             last[f] = splits[f].length - 2;
         }
+        grid = new byte[splits.length * CELLS];
+        gridLow = new double[splits.length];
+        gridHigh = new double[splits.length];
+        gridScale = new double[splits.length];
+        for (int f = 0; f < splits.length; f++) {
+            buildGrid(f);
+        }
         counts = new long[splits.length * w];
         nans = new long[splits.length];
         nulls = new long[splits.length];
         low = new double[splits.length];
         high = new double[splits.length];
         reset();
+    }
+
+    /**
+     * Feature {@code f}'s grid: CELLS equal cells between its first and last finite split, each holding the
+     * bucket of every value in it, or -1 when a split lies in the cell or a neighbour. A value's cell is one
+     * multiplication away, against a search of several dependent steps, and floating-point rounding can put
+     * it at most one cell off; a cell whose neighbours hold no split has one bucket throughout the three, so
+     * its bucket is exact. Values near a split, outside the grid, or of a feature with too few splits (or more
+     * buckets than a byte holds) are searched.
+     */
+    private void buildGrid(int f) {
+        double[] s = splits[f];
+        int n = s.length;
+        gridLow[f] = Double.POSITIVE_INFINITY;
+        gridHigh[f] = Double.NEGATIVE_INFINITY;
+        double lo = n >= 4 ? s[1] : 0.0;
+        double hi = n >= 4 ? s[n - 2] : 0.0;
+        if (n < 4 || n > Byte.MAX_VALUE || !(hi > lo) || Double.isInfinite(hi - lo)) {
+            return;
+        }
+        double cell = (hi - lo) / CELLS;
+        for (int c = 0; c < CELLS; c++) {
+            double from = lo + (c - 1) * cell;
+            double to = lo + (c + 2) * cell;
+            boolean near = false;
+            for (int j = 1; j < n - 1 && !near; j++) {
+                near = s[j] >= from && s[j] <= to;
+            }
+            grid[f * CELLS + c] = near ? -1 : (byte) search(f, lo + (c + 0.5) * cell);
+        }
+        gridLow[f] = lo;
+        gridHigh[f] = hi;
+        gridScale[f] = CELLS / (hi - lo);
     }
 
     /**
@@ -102,21 +147,31 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
             nans[f]++;
             return;
         }
-        // The last split <= v, by a binary search of fixed length whose steps compile to conditional moves:
-        // a search that branches pays a misprediction at almost every step on real data. padded[base] is
-        // -inf, so there is one; +inf (and the padding) fall in the last bucket, closed like Bucketizer's.
-        int base = f * width;
-        int at = 0;
-        for (int step = width >> 1; step > 0; step >>= 1) {
-            at = padded[base + at + step] <= v ? at + step : at;
+        int bucket = -1;
+        if (v >= gridLow[f] && v < gridHigh[f]) {
+            bucket = grid[f * CELLS + Math.min((int) ((v - gridLow[f]) * gridScale[f]), CELLS - 1)];
         }
-        counts[base + Math.min(at, last[f])]++;
+        counts[f * width + (bucket >= 0 ? bucket : search(f, v))]++;
         if (v < low[f]) {
             low[f] = v;
         }
         if (v > high[f]) {
             high[f] = v;
         }
+    }
+
+    /**
+     * Feature {@code f}'s bucket of {@code v} (not NaN): the last split <= v, by a binary search of fixed length
+     * whose steps compile to conditional moves (a branching search mispredicts at almost every step). The first
+     * split is -inf, so there is one; +inf (and the padding) fall in the last bucket, closed like Bucketizer's.
+     */
+    private int search(int f, double v) {
+        int base = f * width;
+        int at = 0;
+        for (int step = width >> 1; step > 0; step >>= 1) {
+            at = padded[base + at + step] <= v ? at + step : at;
+        }
+        return Math.min(at, last[f]);
     }
 
     /**
