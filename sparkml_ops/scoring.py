@@ -515,7 +515,7 @@ def record_feature_drift(spark: "SparkSession", ops_db: str, plan: ScoringPlan, 
 
 
 def record_score_tables(spark: "SparkSession", ops_db: str, plan: ScoringPlan, stats: ScoreStats, verdict: DriftVerdict,
-                   drift: Mapping[str, Sequence[FeatureDrift]]) -> None:
+                        drift: Mapping[str, Sequence[FeatureDrift]]) -> None:
     """Append the run's ``score_stats`` and ``feature_drift`` rows, the two inserts side by side.
 
     Why side by side: each is a small Spark job plus its commit and metastore calls, about a second however

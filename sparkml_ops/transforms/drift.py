@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType
 
-AGGREGATE = "drift"
 JAR_HINT = ("Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
             "run scripts/setup. Under spark-submit in YARN cluster mode, the submit line must also carry "
             "--conf spark.driver.extraClassPath=./env/lib/python3.11/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar (README).")
@@ -152,18 +151,17 @@ def tally_counts(tally: "JavaObject", baseline: Mapping[str, Mapping[str, Any]])
     data = bytes(tally.toBytes())
     longs = struct.unpack_from(f">{1 + size + n}q", data)
     doubles = struct.unpack_from(f">{2 * n}d", data, 8 * (1 + size + n))
-    return drift_counts({AGGREGATE: {"rows": longs[0], "buckets": longs[1:1 + size], "nulls": longs[1 + size:],
-                                     "min": doubles[:n], "max": doubles[n:]}}, baseline)
+    return _counts(longs[0], longs[1:1 + size], longs[1 + size:], doubles[:n], doubles[n:], baseline)
 
 
-def drift_counts(row: Mapping[str, Any], baseline: Mapping[str, Mapping[str, Any]]) -> dict[str, FeatureCounts]:
-    """Each feature's counts from the merged tally (``{"drift": {rows, buckets, nulls, min, max}}``, see :func:`tally_counts`)."""
-    agg = row.get(AGGREGATE)
-    rows, offset, out = int(agg["rows"]) if agg else 0, 0, {}
+def _counts(rows: int, all_buckets: Sequence[int], nulls: Sequence[int], low: Sequence[float], high: Sequence[float],
+            baseline: Mapping[str, Mapping[str, Any]]) -> dict[str, FeatureCounts]:
+    """Each feature's counts from the tally's arrays: its buckets (features one after another), NULLs, min, max."""
+    offset, out = 0, {}
     for i, (name, base) in enumerate(baseline.items()):
         size = len(_splits(base))  # its buckets, then NaN's
-        buckets = list(agg["buckets"][offset:offset + size]) if agg else [0] * size
-        present, offset = rows - (int(agg["nulls"][i]) if agg else 0), offset + size
+        buckets = list(all_buckets[offset:offset + size])
+        present, offset = rows - int(nulls[i]), offset + size
         if _is_categorical(base):
             k = len(base.get("categories") or [])
             other = buckets[k + 1]  # bucket j + 1 holds category index j; index k is "unseen"
@@ -175,6 +173,6 @@ def drift_counts(row: Mapping[str, Any], baseline: Mapping[str, Mapping[str, Any
         below, above = by_bin.get(m + 1, 0), by_bin.get(m + 2, 0)  # quantile edges lie within [min, max]: bins 0 and m
         bins = [by_bin.get(j, 0) + (below if j == 0 else 0) + (above if j == m else 0) for j in range(m + 1)]
         counts = tuple(bins) if base.get("shares") else ()
-        low, high = (agg["min"][i], agg["max"][i]) if present else (None, None)
-        out[name] = FeatureCounts(rows, present, counts, 0, below + above, low, high)
+        least, most = (low[i], high[i]) if present else (None, None)
+        out[name] = FeatureCounts(rows, present, counts, 0, below + above, least, most)
     return out
