@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,15 @@ def main() -> None:
                         help="then time noop-sink passes: score alone, + an observation of count(*), of 40 sums, + the drift tap (needs logreg)")
     args = parser.parse_args()
 
+    state = Path(tempfile.mkdtemp(prefix="drift-bench-"))
+    try:
+        run(args, state)
+    finally:
+        # 1.6 GB per run: never leave it behind, even when the run is interrupted.
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def run(args, state: Path) -> None:
     from sparkml_ops.config import load_settings
     from sparkml_ops.identifiers import parse_ref
     from sparkml_ops.io.hive import ensure_databases
@@ -134,7 +144,6 @@ def main() -> None:
     from sparkml_ops.registry import Provenance
     from sparkml_ops.scoring import run_scoring
 
-    state = Path(tempfile.mkdtemp(prefix="drift-bench-"))
     settings = load_settings("local", REPO / "conf", overrides=[f"state_dir={state}", "spark.master=local[2]",
                                                                  "spark.conf.spark.driver.memory=6g",
                                                                  "spark.conf.spark.sql.shuffle.partitions=4"],

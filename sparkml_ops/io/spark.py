@@ -111,6 +111,10 @@ def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, s
     # A file: URI, not a bare path: with HADOOP_CONF_DIR set (edge nodes, the test cluster), a bare
     # path would resolve against fs.defaultFS and put the embedded default's tables on HDFS.
     conf["spark.sql.warehouse.dir"] = hive.warehouse_dir or (state / "warehouse").as_uri()
+    # Hive's session makes a local resources dir and scratch dir per application and never removes
+    # them; left at their defaults, every job leaves an empty dir in /tmp of the edge node.
+    conf["spark.hadoop.hive.downloaded.resources.dir"] = str(state / "hive" / "${hive.session.id}_resources")
+    conf["spark.hadoop.hive.exec.local.scratchdir"] = str(state / "hive" / "scratch")
     java_opts: list[str] = []
     class_path: list[str] = []
     if hive.metastore == "derby":

@@ -34,6 +34,14 @@ def test_nothing_is_written_to_the_working_directory(spark):
     assert not (Path.cwd() / "derby.log").exists()
 
 
+def test_hive_local_dirs_are_under_the_state_dir_not_tmp(spark, spark_state_dir: Path):
+    spark.sql("CREATE DATABASE IF NOT EXISTS t_found")
+    assert list((spark_state_dir / "hive").glob("*_resources"))
+    conf = spark.sparkContext.getConf()
+    for key in ("spark.hadoop.hive.downloaded.resources.dir", "spark.hadoop.hive.exec.local.scratchdir"):
+        assert conf.get(key).startswith(str(spark_state_dir))
+
+
 def test_session_is_utc_arrow_enabled_and_python_workers_use_driver_interpreter(spark):
     conf = spark.sparkContext.getConf()
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
