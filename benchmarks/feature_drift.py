@@ -9,16 +9,20 @@ Usage:
     .venv/bin/python benchmarks/feature_drift.py --rows 5000000 --repeat 3 [--models logreg hgb]
 
 Prints each run's seconds, the medians and the median of the per-run ratios on/off per model. With --floor,
-then times four passes over the same rows into Spark's ``noop`` sink (no Hive write, no statistics), alternating:
+a third contender is timed in the same rotation: the job with drift on but counted by
+``sparkmlops.bench.FloorTally`` (benchmarks/jvm, built here), which is handed every value by the same tap and
+only adds it to a sum: no bucket, min, max or NaN count. Every exact drift count does at least that much, so
+this job is the floor of the job with drift, and on/floor says how far drift is from it. Then it times five passes over the same rows into Spark's ``noop`` sink (no Hive write, no statistics), alternating:
 the logistic score alone, the score under an observation of one ``count(*)`` (the fixed cost of a plan node
 that sees every row: what the drift counting cost when it was an observation), the score under an observation
-that merely sums the 40 features, and the score with the drift tap (buckets, NULLs, min, max per feature,
+that merely sums the 40 features, the score with the floor tap, and the score with the drift tap (buckets, NULLs, min, max per feature,
 counted in the stage's generated code), i.e. what drift costs the pass itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -88,6 +92,42 @@ def config(name: str, drift: bool):
                                        "scoring": {"threshold": 0.5, "feature_drift": drift}})
 
 
+@contextlib.contextmanager
+def floor_tally(spark):
+    """Within: the score job counts drift into ``sparkmlops.bench.FloorTally`` (the least an exact count must do).
+
+    The job is otherwise unchanged: the same tap in the same stage, and the drift rows it writes are those of
+    the last job with the real tally (its counts are kept), so only the counting itself differs.
+    """
+    import sparkml_ops.scoring as scoring
+
+    real_tally, real_counts = scoring.drift_tally, scoring.tally_counts
+    kept = dict(_KEPT)
+    scoring.drift_tally = lambda spark, baseline: spark.sparkContext._jvm.sparkmlops.bench.FloorTally.register(
+        spark.sparkContext._jsc.sc(), len(baseline))
+    scoring.tally_counts = lambda tally, baseline: kept[tuple(baseline)]
+    try:
+        yield
+    finally:
+        scoring.drift_tally, scoring.tally_counts = real_tally, real_counts
+
+
+_KEPT: dict[tuple, dict] = {}
+
+
+def keep_counts() -> None:
+    """Remember the real tally's counts per feature list, for :func:`floor_tally`."""
+    import sparkml_ops.scoring as scoring
+
+    real = scoring.tally_counts
+
+    def counting(tally, baseline):
+        _KEPT[tuple(baseline)] = real(tally, baseline)
+        return _KEPT[tuple(baseline)]
+
+    scoring.tally_counts = counting
+
+
 def floor(spark, table: str, model, baseline: dict, repeat: int) -> None:
     """Noop-sink passes: score alone, under an observation of count(*), of 40 sums, with the drift tap; prints the medians."""
     from pyspark.sql import Observation
@@ -101,6 +141,9 @@ def floor(spark, table: str, model, baseline: dict, repeat: int) -> None:
         "score+count(*)": lambda df: df.observe(Observation(), F.count(F.lit(1))).transform(
             linear_score_transform(model, FEATURES, ["customer_id"])),
         "score+40 sums": lambda df: df.observe(Observation(), *[F.sum(c) for c in FEATURES]).transform(
+            linear_score_transform(model, FEATURES, ["customer_id"])),
+        "score+floor tap": lambda df: df.transform(tap_drift(spark.sparkContext._jvm.sparkmlops.bench.FloorTally.register(
+            spark.sparkContext._jsc.sc(), len(baseline)), baseline, "customer_id")).transform(
             linear_score_transform(model, FEATURES, ["customer_id"])),
         "score+drift tap": lambda df: df.transform(tap_drift(drift_tally(spark, baseline), baseline, "customer_id")).transform(
             linear_score_transform(model, FEATURES, ["customer_id"])),
@@ -125,7 +168,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=["logreg", "hgb"], default=["logreg", "hgb"],
                         help="which models to time (logreg, scored in the JVM, is the worst case)")
     parser.add_argument("--floor", action="store_true",
-                        help="then time noop-sink passes: score alone, + an observation of count(*), of 40 sums, + the drift tap (needs logreg)")
+                        help="also time the job with the floor tally (sparkmlops.bench.FloorTally), then noop-sink passes: score "
+                             "alone, + an observation of count(*), of 40 sums, + the floor tap, + the drift tap (needs logreg)")
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="drift-bench-"))
@@ -144,7 +188,12 @@ def run(args, state: Path) -> None:
     from sparkml_ops.registry import Provenance
     from sparkml_ops.scoring import run_scoring
 
+    from sparkml_ops.jvm import build_jar
+
+    bench_jar = build_jar(REPO / "benchmarks" / "jvm", classpath=[build_jar()], name="sparkml-ops-bench.jar")  # sparkmlops.bench.FloorTally
+    keep_counts()
     settings = load_settings("local", REPO / "conf", overrides=[f"state_dir={state}", "spark.master=local[2]",
+                                                                 f"spark.conf.spark.jars={bench_jar}",
                                                                  "spark.conf.spark.driver.memory=6g",
                                                                  "spark.conf.spark.sql.shuffle.partitions=4"],
                              environ={k: v for k, v in os.environ.items() if k == "JAVA_HOME"})
@@ -155,20 +204,27 @@ def run(args, state: Path) -> None:
     prov = Provenance(user="bench", host="bench")
     print(f"{args.rows} rows x {len(FEATURES)} features, local[2], {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    contenders = ["on", "off"] + (["floor"] if args.floor else [])
     for name, ref in refs.items():
-        times: dict[bool, list[float]] = {True: [], False: []}
-        run_scoring(spark, settings, config(name, False), parse_ref(ref), [DAY], prov)  # warm-up (JIT, caches)
+        times: dict[str, list[float]] = {c: [] for c in contenders}
+        run_scoring(spark, settings, config(name, True), parse_ref(ref), [DAY], prov)  # warm-up (JIT, caches), counts kept
         for i in range(args.repeat):
-            for drift in ((True, False) if i % 2 == 0 else (False, True)):  # alternate the order
-                start = time.perf_counter()
-                result = run_scoring(spark, settings, config(name, drift), parse_ref(ref), [DAY], prov)
-                times[drift].append(time.perf_counter() - start)
+            for c in contenders[i % len(contenders):] + contenders[:i % len(contenders)]:  # rotate the order
+                with floor_tally(spark) if c == "floor" else contextlib.nullcontext():
+                    start = time.perf_counter()
+                    result = run_scoring(spark, settings, config(name, c != "off"), parse_ref(ref), [DAY], prov)
+                    times[c].append(time.perf_counter() - start)
                 assert result.rows_out == args.rows
-            print(f"{name} run {i + 1}: on {times[True][-1]:.1f} s, off {times[False][-1]:.1f} s, "
-                  f"ratio {times[True][-1] / times[False][-1]:.3f}, load {os.getloadavg()[0]:.1f}", flush=True)
-        ratio = statistics.median(on / off for on, off in zip(times[True], times[False]))
-        print(f"{name}: medians on {statistics.median(times[True]):.1f} s / off {statistics.median(times[False]):.1f} s; "
-              f"median of per-run ratios {ratio:.3f} (+{100 * (ratio - 1):.1f}%, target <= +15%)", flush=True)
+            print(f"{name} run {i + 1}: " + ", ".join(f"{c} {times[c][-1]:.1f} s" for c in contenders)
+                  + f", on/off {times['on'][-1] / times['off'][-1]:.3f}, load {os.getloadavg()[0]:.1f}", flush=True)
+        ratio = statistics.median(on / off for on, off in zip(times["on"], times["off"]))
+        print(f"{name}: medians " + " / ".join(f"{c} {statistics.median(times[c]):.1f} s" for c in contenders)
+              + f"; median of per-run ratios on/off {ratio:.3f} (+{100 * (ratio - 1):.1f}%, target <= +15%)", flush=True)
+        if args.floor:
+            fl = statistics.median(f / off for f, off in zip(times["floor"], times["off"]))
+            over = statistics.median(on / f for on, f in zip(times["on"], times["floor"]))
+            print(f"{name}: floor/off {fl:.3f} (+{100 * (fl - 1):.1f}%); on/floor {over:.3f} (within 15% of the floor: "
+                  f"{'yes' if over <= 1.15 else 'no'})", flush=True)
     if args.floor and "drift_bench_logreg" in fitted:
         floor(spark, f"{settings.hive.databases.features}.{FEATURE_SET}", fitted["drift_bench_logreg"], baseline, args.repeat)
     spark.stop()

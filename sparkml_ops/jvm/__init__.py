@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from sparkml_ops.errors import EnvironmentCheckError
@@ -19,8 +20,8 @@ JAR_NAME = "sparkml-ops-jvm.jar"
 JAR = Path(__file__).with_name(JAR_NAME)
 
 
-def build_jar(package_dir: Path = JAR.parent, javac: str = "javac") -> Path:
-    """Compile ``package_dir/java`` into ``package_dir/<JAR_NAME>`` against pyspark's jars, unless the jar is newer.
+def build_jar(package_dir: Path = JAR.parent, javac: str = "javac", classpath: Sequence[Path] = (), name: str = JAR_NAME) -> Path:
+    """Compile ``package_dir/java`` into ``package_dir/<name>`` against pyspark's jars (and ``classpath``), unless the jar is newer.
 
     Raises:
         EnvironmentCheckError: no ``javac`` (a JDK) or the sources do not compile.
@@ -28,13 +29,13 @@ def build_jar(package_dir: Path = JAR.parent, javac: str = "javac") -> Path:
     import pyspark
 
     sources = sorted((package_dir / "java").rglob("*.java"))
-    jar = package_dir / JAR_NAME
+    jar = package_dir / name
     if jar.exists() and all(jar.stat().st_mtime > src.stat().st_mtime for src in sources):
         return jar
-    classpath = str(Path(pyspark.__file__).parent / "jars" / "*")
+    cp = ":".join([str(Path(pyspark.__file__).parent / "jars" / "*"), *map(str, classpath)])
     with tempfile.TemporaryDirectory(prefix="sparkml-ops-javac-") as out:
         try:
-            proc = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", out, *map(str, sources)],
+            proc = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", cp, "-d", out, *map(str, sources)],
                                   capture_output=True, text=True, check=False)
         except FileNotFoundError as exc:
             raise EnvironmentCheckError(f"no {javac!r} on PATH to compile {package_dir / 'java'}.",

@@ -16,8 +16,10 @@ import org.apache.spark.util.AccumulatorV2;
  * partition of a result stage, as it does for an {@code Observation}. Buckets follow Bucketizer's rule over
  * (-inf, splits..., +inf): [s_i, s_i+1), the last one closed, NaN in one bucket of its own after them.
  * min/max follow Spark's: NaN above every number, NULLs ignored.
+ *
+ * <p>Not final only so that benchmarks/feature_drift.py can time a tally that does less (its floor).
  */
-public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
+public class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private static final long serialVersionUID = 1L;
     private static final int CELLS = 1024; // grid cells per feature, between its first and last finite split
 
@@ -37,7 +39,7 @@ public final class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private final double[] low; // least value but NaN (+inf while there is none)
     private final double[] high; // greatest value but NaN (-inf while there is none)
 
-    DriftTally(double[][] splits) {
+    protected DriftTally(double[][] splits) {
         this.splits = splits;
         offsets = new int[splits.length + 1];
         for (int f = 0; f < splits.length; f++) {
