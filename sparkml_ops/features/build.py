@@ -122,13 +122,11 @@ def source_ranges(spec: FeatureSpec, days: Sequence[date]) -> tuple[dict[str, tu
     return ranges, required
 
 
-def _check_required(spark: SparkSession, name: str, src: SourceSpec, df: DataFrame, need: list[str]) -> None:
-    """Every required day partition exists and holds rows (one metastore listing, one count of those days)."""
-    part = src.partition_column
-    present = set(partition_values(spark, src.table, part))
-    rows = {}
-    if present.issuperset(need):  # else the missing day is the error, and nothing needs counting
-        rows = {r[0]: r[1] for r in df.where(F.col(part).isin(need)).groupBy(part).count().collect()}
+def _check_required(spark: SparkSession, name: str, src: SourceSpec, need: list[str]) -> None:
+    """Every required day partition exists and holds rows (one metastore listing, one probe of a row per day)."""
+    present = set(partition_values(spark, src.table, src.partition_column))
+    # Without every day, the missing one is the error and nothing needs probing.
+    rows = _probe_days(spark, src, need) if present.issuperset(need) else {}
     require_days(name, src, present, rows, need)
 
 
@@ -170,7 +168,7 @@ def load_sources(spark: SparkSession, spec: FeatureSpec, ranges: dict[str, tuple
         if src.kind == "events":
             part = src.partition_column
             if required.get(name):
-                _check_required(spark, name, src, df, required[name])
+                _check_required(spark, name, src, required[name])
             first, last = ranges[name]
             df = df.where(F.col(part).between(first.isoformat(), last.isoformat()))
         elif df.limit(1).count() == 0:
@@ -257,12 +255,6 @@ def _probe_days(spark: SparkSession, src: SourceSpec, days: list[str]) -> dict[s
     part = spark.table(src.table)
     probes = [part.where(F.col(src.partition_column) == d).select(F.col(src.partition_column)).limit(1) for d in days]
     return {r[0]: 1 for r in reduce(lambda a, b: a.union(b), probes).collect()}
-
-
-    stats_table = write_feature_stats(spark, settings, spec, table, iso) if compute_stats else None
-    log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
-    return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],
-                       state_rebuilt={n: st.rebuilt for n, st in states.items()})
 
 
 def _days(first: date, last: date) -> list[str]:
