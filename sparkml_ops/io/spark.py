@@ -98,6 +98,20 @@ def _is_local(master: str) -> bool:
     return master.startswith("local")
 
 
+def _storage_dirs(settings: Settings) -> dict[str, str]:
+    """The warehouse (config, else under the state dir) and Hive's local dirs (under the state dir)."""
+    state = settings.state_dir
+    return {
+        # A file: URI, not a bare path: with HADOOP_CONF_DIR set (edge nodes, the test cluster), a bare
+        # path would resolve against fs.defaultFS and put the embedded default's tables on HDFS.
+        "spark.sql.warehouse.dir": settings.hive.warehouse_dir or (state / "warehouse").as_uri(),
+        # Hive's session makes a local resources dir and scratch dir per application and never removes
+        # them; left at their defaults, every job leaves an empty dir in /tmp of the edge node.
+        "spark.hadoop.hive.downloaded.resources.dir": str(state / "hive" / "${hive.session.id}_resources"),
+        "spark.hadoop.hive.exec.local.scratchdir": str(state / "hive" / "scratch"),
+    }
+
+
 def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, str]:
     """All Spark properties the factory sets, derived from config (pure; no JVM needed)."""
     spark = settings.spark
@@ -108,13 +122,7 @@ def session_conf(settings: Settings, app_name: str | None = None) -> dict[str, s
     conf["spark.app.name"] = app_name or spark.app_name
     conf["spark.ui.enabled"] = "true" if spark.ui else "false"
     conf["spark.sql.catalogImplementation"] = "hive"
-    # A file: URI, not a bare path: with HADOOP_CONF_DIR set (edge nodes, the test cluster), a bare
-    # path would resolve against fs.defaultFS and put the embedded default's tables on HDFS.
-    conf["spark.sql.warehouse.dir"] = hive.warehouse_dir or (state / "warehouse").as_uri()
-    # Hive's session makes a local resources dir and scratch dir per application and never removes
-    # them; left at their defaults, every job leaves an empty dir in /tmp of the edge node.
-    conf["spark.hadoop.hive.downloaded.resources.dir"] = str(state / "hive" / "${hive.session.id}_resources")
-    conf["spark.hadoop.hive.exec.local.scratchdir"] = str(state / "hive" / "scratch")
+    conf.update(_storage_dirs(settings))
     java_opts: list[str] = []
     class_path: list[str] = []
     if hive.metastore == "derby":
