@@ -102,10 +102,8 @@ def floor_tally(spark):
     import sparkml_ops.scoring as scoring
 
     real_tally, real_counts = scoring.drift_tally, scoring.tally_counts
-    kept = dict(_KEPT)
-    scoring.drift_tally = lambda spark, baseline: spark.sparkContext._jvm.sparkmlops.bench.FloorTally.register(
-        spark.sparkContext._jsc.sc(), len(baseline))
-    scoring.tally_counts = lambda tally, baseline: kept[tuple(baseline)]
+    scoring.drift_tally = register_floor_tally
+    scoring.tally_counts = lambda tally, baseline: _KEPT[tuple(baseline)]
     try:
         yield
     finally:
@@ -113,6 +111,11 @@ def floor_tally(spark):
 
 
 _KEPT: dict[tuple, dict] = {}
+
+
+def register_floor_tally(spark, baseline: dict):
+    """A new ``sparkmlops.bench.FloorTally`` for ``baseline``'s features (what ``drift_tally`` is for the real one)."""
+    return spark.sparkContext._jvm.sparkmlops.bench.FloorTally.register(spark.sparkContext._jsc.sc(), len(baseline))
 
 
 def keep_counts() -> None:
@@ -142,8 +145,7 @@ def floor(spark, table: str, model, baseline: dict, repeat: int) -> None:
             linear_score_transform(model, FEATURES, ["customer_id"])),
         "score+40 sums": lambda df: df.observe(Observation(), *[F.sum(c) for c in FEATURES]).transform(
             linear_score_transform(model, FEATURES, ["customer_id"])),
-        "score+floor tap": lambda df: df.transform(tap_drift(spark.sparkContext._jvm.sparkmlops.bench.FloorTally.register(
-            spark.sparkContext._jsc.sc(), len(baseline)), baseline, "customer_id")).transform(
+        "score+floor tap": lambda df: df.transform(tap_drift(register_floor_tally(spark, baseline), baseline, "customer_id")).transform(
             linear_score_transform(model, FEATURES, ["customer_id"])),
         "score+drift tap": lambda df: df.transform(tap_drift(drift_tally(spark, baseline), baseline, "customer_id")).transform(
             linear_score_transform(model, FEATURES, ["customer_id"])),

@@ -50,15 +50,6 @@ public final class FloorTally extends DriftTally {
         sums[f] += v;
     }
 
-    /** The sum of every value of every feature, so the JIT cannot drop the additions. */
-    public double total() {
-        double t = 0;
-        for (double s : sums) {
-            t += s;
-        }
-        return t;
-    }
-
     @Override
     public DriftTally copy() {
         FloorTally c = new FloorTally(splits);
