@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Recompile the project's jar when its Java sources are newer (what scripts/setup does).
+
+    Why here too: `pytest` run directly after an edit of sparkml_ops/jvm/java would otherwise test the
+    stale jar, and pass or fail on code that is not the checkout's.
+    """
+    from sparkml_ops.jvm import build_jar
+
+    build_jar()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Keep tests away from the real ~/.ssh, ~/.hdfscli.cfg, ~/.sparkml-ops and SPARKML_OPS_* variables."""
