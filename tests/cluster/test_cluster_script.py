@@ -168,6 +168,8 @@ def test_crash_then_stop_then_start_recovers_and_stop_leaves_nothing(state_dir, 
     assert facts["hiveserver2_port"] == HS2_PORT
     client = _client(facts, monkeypatch)
     client.write("/tmp/survivor.txt", data=b"still here")
+    # The Thrift server's Hive session dirs are under the state dir, not one more empty dir in /tmp per start.
+    assert list((state_dir / "hive").glob("*_resources"))
 
     again = run_script("start", state=state_dir)
     assert again.returncode == 0
