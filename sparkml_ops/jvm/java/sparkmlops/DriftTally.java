@@ -23,14 +23,20 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private static final long serialVersionUID = 1L;
     private static final int CELLS = 1024; // grid cells per feature, between its first and last finite split
     private static final int SLOTS = CELLS + 3; // a feature's grid: below, CELLS cells, the cell after, above
+    // params holds PARAMS doubles per feature, in this order: grid start, cells per unit, least value, greatest value
+    private static final int PARAMS = 4;
+    private static final int START = 0;
+    private static final int SCALE = 1;
+    private static final int LOW = 2; // least value but NaN (+inf while there is none)
+    private static final int HIGH = 3; // greatest value but NaN (-inf while there is none)
 
     private final double[][] splits; // per feature, with -inf and +inf at the ends
     private final int[] offsets; // per feature, where its buckets start in toBytes' layout
     private final int width; // a power of two >= every feature's split count: the stride of padded and counts
     private final double[] padded; // per feature, its splits then +inf up to width: one flat array for the search
     private final int[] last; // per feature, its last bucket (holds +inf)
-    private final byte[] grid; // per feature, SLOTS buckets by cell (below, cells, above), or -1: search
-    private final double[] params; // per feature, 4 doubles: grid start, cells per unit, least value, greatest value
+    private final byte[] grid; // per feature, SLOTS buckets by slot (below, cells, the cell after, above), or -1: search
+    private final double[] params; // per feature, PARAMS doubles (START, SCALE, LOW, HIGH): one array for add()
     private long rows;
     private final long[] counts; // per feature, width counts (bucket j at f * width + j)
     private final long[] nans;
@@ -57,7 +63,7 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
             last[f] = splits[f].length - 2;
         }
         grid = new byte[splits.length * SLOTS];
-        params = new double[splits.length * 4];
+        params = new double[splits.length * PARAMS];
         for (int f = 0; f < splits.length; f++) {
             buildGrid(f);
         }
@@ -101,8 +107,8 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
         }
         grid[base] = 0; // a whole cell below the first finite split
         grid[base + SLOTS - 1] = (byte) (n - 2); // a whole cell above the last one
-        params[f * 4] = lo;
-        params[f * 4 + 1] = CELLS / (hi - lo);
+        params[f * PARAMS + START] = lo;
+        params[f * PARAMS + SCALE] = CELLS / (hi - lo);
     }
 
     /**
@@ -148,8 +154,8 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
      */
     public void add(int f, double v) {
         double[] p = params;
-        int o = f * 4;
-        int c = (int) ((v - p[o]) * p[o + 1]); // saturates for huge values; NaN gives 0, a slot of -1
+        int o = f * PARAMS;
+        int c = (int) ((v - p[o + START]) * p[o + SCALE]); // saturates for huge values; NaN gives 0, a slot of -1
         int bucket = grid[f * SLOTS + 1 + Math.max(-1, Math.min(c, CELLS + 1))];
         if (bucket < 0) {
             if (v != v) { // NaN: its own bucket; min and max follow from its count (toBytes)
@@ -159,11 +165,11 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
             bucket = search(f, v);
         }
         counts[f * width + bucket]++;
-        if (v < p[o + 2]) {
-            p[o + 2] = v;
+        if (v < p[o + LOW]) {
+            p[o + LOW] = v;
         }
-        if (v > p[o + 3]) {
-            p[o + 3] = v;
+        if (v > p[o + HIGH]) {
+            p[o + HIGH] = v;
         }
     }
 
@@ -195,8 +201,8 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
             buckets[offsets[f + 1] - 1] = nans[f]; // NaN's bucket comes after the others
             long nan = nans[f];
             boolean numbers = rows - nulls[f] - nan > 0;
-            min[f] = numbers ? params[f * 4 + 2] : Double.NaN;
-            max[f] = nan > 0 || !numbers ? Double.NaN : params[f * 4 + 3];
+            min[f] = numbers ? params[f * PARAMS + LOW] : Double.NaN;
+            max[f] = nan > 0 || !numbers ? Double.NaN : params[f * PARAMS + HIGH];
         }
         ByteBuffer out = ByteBuffer.allocate(Long.BYTES * (1 + buckets.length + n) + Double.BYTES * 2 * n);
         out.putLong(rows);
@@ -225,8 +231,8 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
         Arrays.fill(nans, 0);
         Arrays.fill(nulls, 0);
         for (int f = 0; f < splits.length; f++) {
-            params[f * 4 + 2] = Double.POSITIVE_INFINITY;
-            params[f * 4 + 3] = Double.NEGATIVE_INFINITY;
+            params[f * PARAMS + LOW] = Double.POSITIVE_INFINITY;
+            params[f * PARAMS + HIGH] = Double.NEGATIVE_INFINITY;
         }
     }
 
@@ -249,8 +255,9 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
         for (int f = 0; f < splits.length; f++) {
             nulls[f] += b.nulls[f];
             nans[f] += b.nans[f];
-            params[f * 4 + 2] = Math.min(params[f * 4 + 2], b.params[f * 4 + 2]);
-            params[f * 4 + 3] = Math.max(params[f * 4 + 3], b.params[f * 4 + 3]);
+            int o = f * PARAMS;
+            params[o + LOW] = Math.min(params[o + LOW], b.params[o + LOW]);
+            params[o + HIGH] = Math.max(params[o + HIGH], b.params[o + HIGH]);
         }
     }
 
