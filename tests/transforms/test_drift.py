@@ -128,7 +128,9 @@ def test_values_next_to_every_edge_and_random_values_fall_in_the_bins_numpy_give
     near = [w for e in [*edges, low, high] for w in (math.nextafter(e, -math.inf), e, math.nextafter(e, math.inf))]
     cell = (high - low) / 1024  # the tally's grid cell: values a cell or so outside the range take its outer slots
     outside = [low - k * cell for k in (0.5, 1, 1.5, 2, 3)] + [high + k * cell for k in (0.5, 1, 1.5, 2, 3)] + [-1e300, 1e300]
-    values = [*near, *outside, *rng.normal(scale=1.5, size=20000).tolist(), *rng.uniform(low, high, size=20000).tolist()]
+    # a cell is searched when an edge lies within a quarter cell of it: values either side of that margin
+    around = [e + k * cell for e in [*edges, low, high] for k in (-1.3, -1.1, -0.3, -0.25, -0.2, 0.2, 0.25, 0.3, 1.1, 1.3)]
+    values = [*near, *outside, *around, *rng.normal(scale=1.5, size=20000).tolist(), *rng.uniform(low, high, size=20000).tolist()]
     counts = _drift(spark, baseline, [(v,) for v in values], "x double")["x"]
 
     x = np.asarray(values)

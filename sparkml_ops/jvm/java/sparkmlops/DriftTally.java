@@ -1,11 +1,15 @@
 package sparkmlops;
 
+import java.io.IOException;
+import java.io.ObjectInputStream;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 
 import org.apache.spark.SparkContext;
+import org.apache.spark.TaskContext;
 import org.apache.spark.util.AccumulatorV2;
+import org.apache.spark.util.TaskCompletionListener;
 
 /**
  * Per-feature drift counts of the rows that flow past a {@link DriftTap}: rows, per feature a count per
@@ -17,12 +21,20 @@ import org.apache.spark.util.AccumulatorV2;
  * (-inf, splits..., +inf): [s_i, s_i+1), the last one closed, NaN in one bucket of its own after them.
  * min/max follow Spark's: NaN above every number, NULLs ignored.
  *
+ * <p>Why values are buffered: {@link #add(int, double)} runs for every value of every feature, 40 calls per
+ * row, each for a different feature. Counting there kept each feature's parameters in memory and each value's
+ * bucket on a chain of dependent loads. {@code add} now only stores the value; every {@link #BLOCK} values a
+ * feature's block is counted in one loop with its parameters in registers, which halved what counting costs
+ * a score pass (docs/benchmarks.md). A task's last partial blocks are counted when it completes, before Spark
+ * sends its copy to the driver; whatever reads the counts on the driver counts the pending values first.
+ *
  * <p>Not final only so that benchmarks/feature_drift.py can time a tally that does less (its floor).
  */
 public class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private static final long serialVersionUID = 1L;
     private static final int CELLS = 1024; // grid cells per feature, between its first and last finite split
     private static final int SLOTS = CELLS + 3; // a feature's grid: below, CELLS cells, the cell after, above
+    private static final int BLOCK = 256; // values buffered per feature before they are counted
     // params holds PARAMS doubles per feature, in this order: grid start, cells per unit, least value, greatest value
     private static final int PARAMS = 4;
     private static final int START = 0;
@@ -35,12 +47,17 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
     private final int width; // a power of two >= every feature's split count: the stride of padded and counts
     private final double[] padded; // per feature, its splits then +inf up to width: one flat array for the search
     private final int[] last; // per feature, its last bucket (holds +inf)
-    private final byte[] grid; // per feature, SLOTS buckets by slot (below, cells, the cell after, above), or -1: search
-    private final double[] params; // per feature, PARAMS doubles (START, SCALE, LOW, HIGH): one array for add()
+    private final double[] params; // per feature, PARAMS doubles (START, SCALE, LOW, HIGH)
     private long rows;
     private final long[] counts; // per feature, width counts (bucket j at f * width + j)
     private final long[] nans;
     private final long[] nulls;
+    // What only the counting needs, never serialised: a task's copy builds it when it first counts.
+    private transient byte[] grid; // per feature, SLOTS buckets by slot (below, cells, the cell after, above), or -1: search
+    private transient long[] slots; // per feature, SLOTS counts by slot, folded into counts by settle()
+    private transient int[] searched; // the positions in block of one block's values to search
+    private transient double[] block; // per feature, BLOCK values not counted yet
+    private transient int[] pending; // per feature, how many of its block's values are not counted yet
 
     protected DriftTally(double[][] splits) {
         this.splits = splits;
@@ -62,26 +79,40 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
             System.arraycopy(splits[f], 0, padded, f * w, splits[f].length);
             last[f] = splits[f].length - 2;
         }
-        grid = new byte[splits.length * SLOTS];
         params = new double[splits.length * PARAMS];
-        for (int f = 0; f < splits.length; f++) {
-            buildGrid(f);
-        }
         counts = new long[splits.length * w];
         nans = new long[splits.length];
         nulls = new long[splits.length];
+        buffers();
         reset();
+    }
+
+    private void buffers() {
+        block = new double[splits.length * BLOCK];
+        pending = new int[splits.length];
+    }
+
+    /**
+     * A copy deserialised in a task counts its last partial blocks when the task completes: Spark runs
+     * completion listeners on the task's thread before it collects the accumulators to send.
+     */
+    private void readObject(ObjectInputStream in) throws IOException, ClassNotFoundException {
+        in.defaultReadObject();
+        buffers();
+        TaskContext task = TaskContext.get();
+        if (task != null) {
+            task.addTaskCompletionListener((TaskCompletionListener) context -> settle());
+        }
     }
 
     /**
      * Feature {@code f}'s grid: CELLS equal cells between its first and last finite split, each holding the
-     * bucket of every value in it, or -1 when a split lies in the cell or a neighbour; a slot before them for
-     * values at least a cell below the first split (bucket 0), and one after for values at least a cell above
-     * the last (the last bucket). A value's slot is one multiplication and a clamp away, against a search of
-     * several dependent steps, and floating-point rounding can put it at most one cell off; a cell whose
-     * neighbours hold no split has one bucket throughout the three, so its bucket is exact. Values near a split,
-     * NaN (whose slot is always -1), and values of a feature with too few splits (or more buckets than a byte
-     * holds) are searched.
+     * bucket of every value in it, or -1 when a split lies in the cell or within a quarter cell of it; a slot
+     * before them for values at least a cell below the first split (bucket 0), and one after for values at least
+     * a cell above the last (the last bucket). A value's slot is one multiplication and a clamp away, and
+     * rounding puts it at most 1/128 of a cell off (the cells are wider than 256 ulps), so a cell without a split
+     * within a quarter cell has one bucket throughout. Values in the other cells, NaN (whose slot is always -1),
+     * and values of a feature with too few splits (or more buckets than a byte holds) are searched.
      */
     private void buildGrid(int f) {
         double[] s = splits[f];
@@ -92,13 +123,13 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
         double hi = n >= 4 ? s[n - 2] : 0.0;
         double cell = (hi - lo) / CELLS;
         // cells of a few ulps would make the cell bounds below inexact: such a feature is searched
-        if (n < 4 || n > Byte.MAX_VALUE || !(cell > 64 * Math.ulp(Math.max(Math.abs(lo), Math.abs(hi))))
+        if (n < 4 || n > Byte.MAX_VALUE || !(cell > 256 * Math.ulp(Math.max(Math.abs(lo), Math.abs(hi))))
                 || Double.isInfinite(hi - lo)) {
             return; // params 0, 0: every value lands on slot 1, which says search
         }
         for (int c = 0; c < CELLS; c++) {
-            double from = lo + (c - 1) * cell;
-            double to = lo + (c + 2) * cell;
+            double from = lo + (c - 0.25) * cell;
+            double to = lo + (c + 1.25) * cell;
             boolean near = false;
             for (int j = 1; j < n - 1 && !near; j++) {
                 near = s[j] >= from && s[j] <= to;
@@ -147,30 +178,87 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
         nulls[f]++;
     }
 
-    /**
-     * Feature {@code f} has value {@code v} in the current row. Why one array of parameters and one clamp: this
-     * runs for every value of every feature, and separate arrays and range tests cost a third more per value
-     * (about 9 ns against 6, measured with 40 features; a sum alone is 0.5 ns).
-     */
+    /** Feature {@code f} has value {@code v} in the current row: stored, and counted with its block. */
     public void add(int f, double v) {
+        int k = pending[f];
+        block[f * BLOCK + k] = v;
+        if (k == BLOCK - 1) {
+            count(f, BLOCK);
+            k = -1;
+        }
+        pending[f] = k + 1;
+    }
+
+    /**
+     * Counts feature {@code f}'s first {@code n} buffered values. One loop with no branch: each value's slot
+     * count goes up, and the position of a value in a slot that says "search" is kept (at the end of the list
+     * when it does not); a second, short loop searches those. Slot counts are folded into buckets by settle().
+     */
+    private void count(int f, int n) {
+        if (grid == null) {
+            grid = new byte[splits.length * SLOTS];
+            for (int g = 0; g < splits.length; g++) {
+                buildGrid(g);
+            }
+            slots = new long[splits.length * SLOTS];
+            searched = new int[BLOCK];
+        }
         double[] p = params;
         int o = f * PARAMS;
-        int c = (int) ((v - p[o + START]) * p[o + SCALE]); // saturates for huge values; NaN gives 0, a slot of -1
-        int bucket = grid[f * SLOTS + 1 + Math.max(-1, Math.min(c, CELLS + 1))];
-        if (bucket < 0) {
-            if (v != v) { // NaN: its own bucket; min and max follow from its count (toBytes)
+        double start = p[o + START];
+        double scale = p[o + SCALE];
+        double low = p[o + LOW];
+        double high = p[o + HIGH];
+        byte[] g = grid;
+        long[] bySlot = slots;
+        double[] values = block;
+        int[] search = searched;
+        int first = f * SLOTS + 1;
+        int from = f * BLOCK;
+        int m = 0;
+        for (int k = from; k < from + n; k++) {
+            double v = values[k];
+            // saturates for huge values; NaN gives 0, a slot of -1
+            int slot = first + Math.max(-1, Math.min((int) ((v - start) * scale), CELLS + 1));
+            bySlot[slot]++;
+            search[m] = k;
+            m += g[slot] >>> 31; // 1 when the slot says search
+            low = v < low ? v : low; // NaN compares false: min and max follow from its count (toBytes)
+            high = v > high ? v : high;
+        }
+        p[o + LOW] = low;
+        p[o + HIGH] = high;
+        for (int j = 0; j < m; j++) {
+            double v = values[search[j]];
+            if (v != v) {
                 nans[f]++;
-                return;
+            } else {
+                counts[f * width + search(f, v)]++;
             }
-            bucket = search(f, v);
         }
-        counts[f * width + bucket]++;
-        if (v < p[o + LOW]) {
-            p[o + LOW] = v;
+    }
+
+    /** Counts every pending value and folds the slot counts into buckets: the counts are then complete. */
+    private void settle() {
+        if (pending == null) {
+            return;
         }
-        if (v > p[o + HIGH]) {
-            p[o + HIGH] = v;
+        for (int f = 0; f < splits.length; f++) {
+            if (pending[f] > 0) {
+                count(f, pending[f]);
+                pending[f] = 0;
+            }
         }
+        if (slots == null) {
+            return;
+        }
+        for (int s = 0; s < slots.length; s++) {
+            int bucket = grid[s];
+            if (bucket >= 0 && slots[s] != 0) {
+                counts[s / SLOTS * width + bucket] += slots[s];
+            }
+        }
+        Arrays.fill(slots, 0); // the values of slots that say search were counted by count()
     }
 
     /**
@@ -192,6 +280,7 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
      * min and max follow Spark's order, NaN above every number; a feature without values has NaN for both.
      */
     public byte[] toBytes() {
+        settle();
         int n = splits.length;
         long[] buckets = new long[offsets[n]];
         double[] min = new double[n];
@@ -227,6 +316,10 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
     @Override
     public void reset() {
         rows = 0;
+        Arrays.fill(pending, 0);
+        if (slots != null) {
+            Arrays.fill(slots, 0);
+        }
         Arrays.fill(counts, 0);
         Arrays.fill(nans, 0);
         Arrays.fill(nulls, 0);
@@ -248,6 +341,8 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
         if (b.counts.length != counts.length || b.splits.length != splits.length) {
             throw new IllegalArgumentException("cannot merge drift tallies of different features");
         }
+        settle();
+        b.settle();
         rows += b.rows;
         for (int j = 0; j < counts.length; j++) {
             counts[j] += b.counts[j];
