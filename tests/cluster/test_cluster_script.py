@@ -168,8 +168,10 @@ def test_crash_then_stop_then_start_recovers_and_stop_leaves_nothing(state_dir, 
     assert facts["hiveserver2_port"] == HS2_PORT
     client = _client(facts, monkeypatch)
     client.write("/tmp/survivor.txt", data=b"still here")
-    # The Thrift server's Hive session dirs are under the state dir, not one more empty dir in /tmp per start.
+    # The Thrift server's Hive session dirs and Spark's block manager dirs are under the state dir, not one
+    # more dir in /tmp per start (a killed server never deletes its own).
     assert list((state_dir / "hive").glob("*_resources"))
+    assert list((state_dir / "spark-local").glob("blockmgr-*"))
 
     again = run_script("start", state=state_dir)
     assert again.returncode == 0
