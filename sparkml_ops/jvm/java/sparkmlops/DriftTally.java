@@ -240,9 +240,6 @@ public class DriftTally extends AccumulatorV2<Object, DriftTally> {
 
     /** Counts every pending value and folds the slot counts into buckets: the counts are then complete. */
     private void settle() {
-        if (pending == null) {
-            return;
-        }
         for (int f = 0; f < splits.length; f++) {
             if (pending[f] > 0) {
                 count(f, pending[f]);
