@@ -163,12 +163,16 @@ def main() -> int:
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--skip-old", action="store_true", help="do not time the old build (it takes long)")
     parser.add_argument("--old-dates", default=str(DATES), help="time the old build of the last N as-of dates, for each N (comma-separated)")
+    parser.add_argument("--sizes", default="5m,20m", help="sizes to run (comma-separated; the 20m one is compared with pandas)")
     parser.add_argument("--child", choices=["5m", "20m"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     results = {}
-    for size in ("5m", "20m"):
+    sizes = [size for size in ("5m", "20m") if size in args.sizes.split(",")]
+    if "20m" not in sizes:
+        parser.error("--sizes must include 20m: it is the size compared with pandas")
+    for size in sizes:
         cmd = [sys.executable, __file__, "--child", size, "--runs", str(args.runs), "--state-dir", args.state_dir,
                "--driver-memory", args.driver_memory, "--old-dates", args.old_dates] + (["--skip-old"] if args.skip_old or size == "5m" else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -184,10 +188,15 @@ def main() -> int:
         print(f"  pandas, 30 dates, 1 process (20m): {seconds:.1f} s", flush=True)
     pandas_s = median([p[0] for p in pandas_runs])
     engine = median(big["engine"])
+    small = results.get("5m")
+
+    def cells(key: str) -> str:
+        return (f"{median(small[key]):>9.1f}s" if small else f"{'':>10}") + f"{median(big[key]):>9.1f}s"
+
     print(f"\n{'backfill, 30 as-of dates, 20 features':<52}{'5M rows':>10}{'20M rows':>10}")
-    print(f"{'engine, from raw (tiles computed and stored)':<52}{median(results['5m']['engine']):>9.1f}s{engine:>9.1f}s")
-    print(f"{'engine, tiles already stored':<52}{median(results['5m']['engine_tiles']):>9.1f}s{median(big['engine_tiles']):>9.1f}s")
-    print(f"{'floor: scan + groupBy count':<52}{median(results['5m']['floor']):>9.1f}s{median(big['floor']):>9.1f}s")
+    print(f"{'engine, from raw (tiles computed and stored)':<52}{cells('engine')}")
+    print(f"{'engine, tiles already stored':<52}{cells('engine_tiles')}")
+    print(f"{'floor: scan + groupBy count':<52}{cells('floor')}")
     print(f"{'pandas, 1 process':<52}{'':>10}{pandas_s:>9.1f}s")
     old = {int(n): t for n, t in big.get("old", {}).items()}
     for n, t in sorted(old.items()):
@@ -195,7 +204,7 @@ def main() -> int:
     print(f"\nengine vs pandas at 20M: {pandas_s / engine:.2f}x (target >= 3x); floor vs pandas: {pandas_s / median(big['floor']):.2f}x")
     if old:
         print(old_verdict(old, engine))
-    for size in ("5m", "20m"):
+    for size in sizes:
         r = results[size]
         print(f"peak RSS {size}: Python driver {r['python_rss_mb']:.0f} MB, driver JVM (runs the tasks in local mode) {r['jvm_rss_mb']:.0f} MB")
     print(f"cross-check last date (customers, sum count_90d, sum sum_7d): engine {big['check']} "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import EnvironmentCheckError, RemoteError
-from sparkml_ops.jvm import JAR
+from sparkml_ops.jvm import JAR, load_into_driver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -216,6 +216,7 @@ def build_session(settings: Settings, app_name: str | None = None, extra_conf: M
     except Exception as exc:  # py4j/Analysis errors carry the JVM message only
         session.stop()
         raise _metastore_error(settings, exc) from exc
+    load_into_driver(session)
     log.info("spark session ready: master=%s app=%s id=%s metastore=%s", session.sparkContext.master,
              conf["spark.app.name"], session.sparkContext.applicationId, settings.hive.metastore)
     return session

@@ -18,6 +18,48 @@ from sparkml_ops.errors import EnvironmentCheckError
 
 JAR_NAME = "sparkml-ops-jvm.jar"
 JAR = Path(__file__).with_name(JAR_NAME)
+JAR_HINT = ("Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
+            "run scripts/setup. Under spark-submit in YARN cluster mode, the submit line must also carry "
+            "--conf spark.driver.extraClassPath=./env/lib/python3.11/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar (README).")
+
+
+def load_into_driver(spark) -> bool:
+    """Make the project's jar loadable by the driver's py4j gateway when the driver JVM started without it.
+
+    Why: under a user's ``spark-submit`` the driver JVM is running before the session factory sets
+    ``spark.jars``; that ships the jar to executors but does not put it on the driver's classpath, so the
+    feature build and the score job could not reach their JVM code. spark-submit's driver runs with a
+    mutable URL class loader (``org.apache.spark.util.MutableURLClassLoader``, or its child-first variant)
+    as the py4j threads' context loader, and the jar is added to it. True if the jar is (now) loadable.
+    """
+    jvm = spark.sparkContext._jvm
+    if _loadable(jvm) or not JAR.is_file():
+        return _loadable(jvm)
+    loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    if not any(loader.getClass().getName().endswith(k) for k in ("MutableURLClassLoader", "ChildFirstURLClassLoader")):
+        return False
+    loader.addURL(jvm.java.io.File(str(JAR)).toURI().toURL())
+    return _loadable(jvm)
+
+
+def _loadable(jvm) -> bool:
+    from py4j.java_gateway import JavaClass
+
+    return isinstance(jvm.sparkmlops.Sweep, JavaClass)
+
+
+def jvm_class(spark, name: str, purpose: str):
+    """The class ``sparkmlops.<name>`` of the project's jar in ``spark``'s JVM, as a py4j ``JavaClass``.
+
+    Raises:
+        EnvironmentCheckError: the session cannot load it (the jar is not on its classpath); ``purpose`` says what needs it.
+    """
+    from py4j.java_gateway import JavaClass
+
+    found = getattr(spark.sparkContext._jvm.sparkmlops, name)
+    if not isinstance(found, JavaClass):  # py4j answers a missing class with a JavaPackage
+        raise EnvironmentCheckError(f"the Spark session cannot load sparkmlops.{name}, which {purpose}.", hint=JAR_HINT)
+    return found
 
 
 def build_jar(package_dir: Path = JAR.parent, javac: str = "javac", classpath: Sequence[Path] = (), name: str = JAR_NAME) -> Path:

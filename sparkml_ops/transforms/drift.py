@@ -27,16 +27,13 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from sparkml_ops.errors import EnvironmentCheckError
+from sparkml_ops.jvm import jvm_class
 
 if TYPE_CHECKING:
     from py4j.java_gateway import JavaObject
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType
 
-JAR_HINT = ("Its jar (sparkml_ops/jvm) is built by scripts/setup and put on the classpath by the session factory: "
-            "run scripts/setup. Under spark-submit in YARN cluster mode, the submit line must also carry "
-            "--conf spark.driver.extraClassPath=./env/lib/python3.11/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar (README).")
 
 
 @dataclass(frozen=True)
@@ -118,12 +115,7 @@ def drift_tally(spark: "SparkSession", baseline: Mapping[str, Mapping[str, Any]]
     Raises:
         EnvironmentCheckError: the session has no ``sparkmlops.DriftTally`` (the jar of scripts/setup is missing).
     """
-    from py4j.java_gateway import JavaClass
-
-    tally = spark.sparkContext._jvm.sparkmlops.DriftTally  # type: ignore[union-attr]
-    if not isinstance(tally, JavaClass):  # py4j answers a missing class with a JavaPackage
-        raise EnvironmentCheckError("the Spark session cannot load sparkmlops.DriftTally, which counts per-feature drift.",
-                                    hint=JAR_HINT)
+    tally = jvm_class(spark, "DriftTally", "counts per-feature drift")
     inner = [[float(s) for s in _splits(base)[1:-1]] for base in baseline.values()]  # finite, so plain numbers cross py4j
     return tally.register(spark.sparkContext._jsc.sc(), inner)
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from pyspark.sql import Column, DataFrame
+from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from sparkml_ops.jvm import jvm_class
 from sparkml_ops.transforms.sweep import (
     DISTINCT_FUNCS, KIND, KIND_POINT, KIND_ROW, LAST, NUMERIC_FUNCS, SOURCE, TIME, Measure, Output, SweepPlan,
-    sweep_batches,
 )
 
 US_PER_DAY = 86_400 * 1_000_000
@@ -160,7 +160,8 @@ def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame]
     def apply(stream: DataFrame) -> DataFrame:
         keys = list(plan.keys)
         ordered = stream.repartition(*keys).sortWithinPartitions(*keys, TIME, KIND)
-        return ordered.mapInArrow(partial(sweep_batches, plan), schema)
+        sweep = jvm_class(stream.sparkSession, "Sweep", "computes window features")
+        return ClassicDataFrame(sweep.apply(ordered._jdf, plan.to_json(), schema.json()), stream.sparkSession)
 
     return apply
 

@@ -1,4 +1,4 @@
-"""The vectorised window core against brute force, without Spark: random streams, every function, raw rows and tiles."""
+"""The sweep (sparkmlops.Sweep, through window_features) against brute force: random streams, every function."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import math
 import random
 import statistics
 
-import numpy as np
-import pyarrow as pa
 import pytest
+from pyspark.sql.types import StructType
 
-from sparkml_ops.transforms.sweep import (
-    CHUNK_ROWS, AttributesPlan, EventsPlan, Measure, Output, SweepPlan, segmented_scan, sweep_batches, sweep_chunk,
-)
+from sparkml_ops.transforms.sweep import AttributesPlan, EventsPlan, Measure, Output, SweepPlan
+from sparkml_ops.transforms.windows import output_schema, window_features
+
+pytestmark = pytest.mark.spark
 
 H = 3_600_000_000
 DAY = 24 * H
@@ -77,12 +77,17 @@ def _expected(rows: list[dict], key: str, instant: int, plan: SweepPlan) -> dict
     return out
 
 
-def _table(rows: list[dict]) -> pa.Table:
-    return pa.table({"k": [r["k"] for r in rows], "_t": pa.array([r["_t"] for r in rows], pa.int64()),
-                     "_kind": pa.array([r["_kind"] for r in rows], pa.int8()), "_src": pa.array([r["_src"] for r in rows], pa.int16()),
-                     "a": [r["a"] for r in rows], "v": pa.array([r["v"] for r in rows], pa.float64()),
-                     "d": [r["d"] for r in rows], "c": pa.array([r["c"] for r in rows], pa.int64()),
-                     "p": pa.array([r["p"] for r in rows], pa.int64())})
+STREAM = "k string, _t bigint, _kind tinyint, _src smallint, a string, v double, d string, c tinyint, p bigint"
+
+
+def _sweep(spark, plan: SweepPlan, rows: list[dict]) -> list[dict]:
+    """The features of ``plan`` at its points, computed by Spark from ``rows`` (in any order)."""
+    schema = StructType.fromDDL(STREAM)
+    stream = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
+    out = stream.transform(window_features(plan, output_schema(plan, {"k": "string", "p": "bigint", "a": "string"}
+                                                                if not plan.as_of else {"k": "string", "p": "string",
+                                                                                        "a": "string"})))
+    return [r.asDict() for r in out.collect()]
 
 
 def _check(got: dict, want: dict, where: str) -> None:
@@ -95,13 +100,13 @@ def _check(got: dict, want: dict, where: str) -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_points_in_the_stream_match_brute_force(seed):
+def test_points_in_the_stream_match_brute_force(spark, seed):
     rng = random.Random(seed)
     values = rng.choice([(1.0, 2.0, 2.0, -3.5, 10.0, None), (9.99, 9.99, None), (1e9 + 0.5, 1e9 + 0.25, 1e9)])
     windows = sorted(rng.sample([H, 5 * H, DAY, 36 * H, 2 * DAY, 3 * DAY, 7 * DAY], 3))
     rows = _stream(rng, rng.choice([1, 3, 6]), rng.randrange(0, 80), 25, values)
     plan = _plan(windows)
-    out = sweep_chunk(plan, _table(rows)).to_pylist()
+    out = _sweep(spark, plan, rows)
     points = {r["p"]: r for r in rows if r["_kind"] == 0}
     assert sorted(r["p"] for r in out) == sorted(points)
     for r in out:
@@ -110,12 +115,12 @@ def test_points_in_the_stream_match_brute_force(seed):
         _check(r, _expected(rows, p["k"], p["_t"], plan), f"seed {seed} point {p}")
 
 
-def test_as_of_instants_give_a_row_per_entity_known_to_a_source():
+def test_as_of_instants_give_a_row_per_entity_known_to_a_source(spark):
     rng = random.Random(7)
     rows = [r for r in _stream(rng, 5, 60, 0, (1.0, 4.0, None))]
     as_of = (("d3", 3 * DAY), ("d6", 6 * DAY), ("d9", 9 * DAY + 5))
     plan = _plan([DAY, 2 * DAY], as_of)
-    out = sweep_chunk(plan, _table(rows)).to_pylist()
+    out = _sweep(spark, plan, rows)
     want = {(k, name) for k in {r["k"] for r in rows} for name, i in as_of
             if any(r["k"] == k and r["_src"] == 0 and i - 3 * DAY <= r["_t"] < i - DAY for r in rows)
             or any(r["k"] == k and r["_src"] == 1 and r["_t"] < i - H for r in rows)}
@@ -124,27 +129,8 @@ def test_as_of_instants_give_a_row_per_entity_known_to_a_source():
         _check(r, _expected(rows, r["k"], dict(as_of)[r["p"]], plan), r["p"])
 
 
-def test_batches_are_cut_between_entities_only(monkeypatch):
-    monkeypatch.setattr("sparkml_ops.transforms.sweep.CHUNK_ROWS", 7)
-    rng = random.Random(3)
-    rows = _stream(rng, 6, 70, 30, (1.0, 2.0, None))
-    plan = _plan([DAY, 3 * DAY])
-    table = _table(rows)
-    whole = sorted(sweep_chunk(plan, table).to_pylist(), key=lambda r: r["p"])
-    batched = [r for b in sweep_batches(plan, iter(table.to_batches(max_chunksize=5))) for r in b.to_pylist()]
-    assert sorted(batched, key=lambda r: r["p"]) == whole
-    assert CHUNK_ROWS > 7
-
-
-def test_equal_values_have_a_standard_deviation_of_exactly_zero():
+def test_equal_values_have_a_standard_deviation_of_exactly_zero(spark):
     rows = [_row("a", i * H, 1, 0, v=0.1) for i in range(40)]
     rows.append(_row("a", 65 * H, 0, p=0))
-    out = sweep_chunk(_plan([DAY]), _table(rows)).to_pylist()[0]
+    out = _sweep(spark, _plan([DAY]), rows)[0]
     assert out[f"m0_stddev_{DAY}"] == 0.0
-
-
-def test_segmented_scan_restarts_at_each_segment():
-    pos = np.array([0, 1, 2, 0, 0, 1, 2, 3, 4])
-    values = np.arange(1.0, 10.0)
-    assert segmented_scan(values, pos, np.add).tolist() == [1, 3, 6, 4, 5, 11, 18, 26, 35]
-    assert segmented_scan(values[::-1].copy(), pos, np.minimum).tolist() == [9, 8, 7, 6, 5, 4, 3, 2, 1]
