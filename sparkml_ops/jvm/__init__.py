@@ -32,20 +32,22 @@ def load_into_driver(spark) -> bool:
     mutable URL class loader (``org.apache.spark.util.MutableURLClassLoader``, or its child-first variant)
     as the py4j threads' context loader, and the jar is added to it. True if the jar is (now) loadable.
     """
+    if _lookup(spark, "Sweep") is not None or not JAR.is_file():
+        return _lookup(spark, "Sweep") is not None
     jvm = spark.sparkContext._jvm
-    if _loadable(jvm) or not JAR.is_file():
-        return _loadable(jvm)
     loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
     if not any(loader.getClass().getName().endswith(k) for k in ("MutableURLClassLoader", "ChildFirstURLClassLoader")):
         return False
     loader.addURL(jvm.java.io.File(str(JAR)).toURI().toURL())
-    return _loadable(jvm)
+    return _lookup(spark, "Sweep") is not None
 
 
-def _loadable(jvm) -> bool:
+def _lookup(spark, name: str):
+    """``sparkmlops.<name>`` as a py4j ``JavaClass``, or None when the driver cannot load it."""
     from py4j.java_gateway import JavaClass
 
-    return isinstance(jvm.sparkmlops.Sweep, JavaClass)
+    found = getattr(spark.sparkContext._jvm.sparkmlops, name)
+    return found if isinstance(found, JavaClass) else None  # py4j answers a missing class with a JavaPackage
 
 
 def jvm_class(spark, name: str, purpose: str):
@@ -54,10 +56,8 @@ def jvm_class(spark, name: str, purpose: str):
     Raises:
         EnvironmentCheckError: the session cannot load it (the jar is not on its classpath); ``purpose`` says what needs it.
     """
-    from py4j.java_gateway import JavaClass
-
-    found = getattr(spark.sparkContext._jvm.sparkmlops, name)
-    if not isinstance(found, JavaClass):  # py4j answers a missing class with a JavaPackage
+    found = _lookup(spark, name)
+    if found is None:
         raise EnvironmentCheckError(f"the Spark session cannot load sparkmlops.{name}, which {purpose}.", hint=JAR_HINT)
     return found
 

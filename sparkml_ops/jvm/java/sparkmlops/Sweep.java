@@ -136,7 +136,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 outputs[i] = new OutputPlan(o.get("func").asText(), o.get("measure").asInt(), o.get("window_us").asLong(),
                                             out.fieldIndex(o.get("name").asText()));
             }
-            recency = slots(node.get("recency"), out);
+            recency = ordinals(node.get("recency"), out);
             windows = Arrays.stream(outputs).filter(o -> measures[o.measure].kind.equals("numeric"))
                             .mapToLong(o -> o.window).distinct().sorted().toArray();
         }
@@ -156,7 +156,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             for (int i = 0; i < vs.size(); i++) {
                 values[i] = in.fieldIndex(vs.get(i).asText());
             }
-            slots = slots(vs, out);
+            slots = ordinals(vs, out);
         }
     }
 
@@ -173,12 +173,12 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         private Plan(JsonNode node, StructType in, StructType out) {
             JsonNode ks = node.get("keys");
             keys = ordinals(ks, in);
-            keySlots = slots(ks, out);
+            keySlots = ordinals(ks, out);
             JsonNode pl = node.get("payload");
             JsonNode asOf = node.get("as_of");
             if (asOf.size() > 0) { // the payload is the as-of date column, filled from the plan
                 payload = new int[0];
-                payloadSlots = slots(pl, out);
+                payloadSlots = ordinals(pl, out);
                 asOfNames = new String[asOf.size()];
                 asOfInstants = new long[asOf.size()];
                 for (int i = 0; i < asOf.size(); i++) {
@@ -187,7 +187,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 }
             } else {
                 payload = ordinals(pl, in);
-                payloadSlots = slots(pl, out);
+                payloadSlots = ordinals(pl, out);
                 asOfNames = null;
                 asOfInstants = null;
             }
@@ -227,10 +227,6 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             out[i] = schema.fieldIndex(names.get(i).asText());
         }
         return out;
-    }
-
-    static int[] slots(JsonNode names, StructType out) {
-        return ordinals(names, out);
     }
 
     // -------------------------------------------------------------------------------------------- entities
