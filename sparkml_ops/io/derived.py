@@ -19,7 +19,7 @@ from py4j.protocol import Py4JJavaError
 
 from sparkml_ops.errors import RemoteError
 from sparkml_ops.identifiers import check_hive_identifier
-from sparkml_ops.io.tables import _sql_string, partition_values, table_exists, table_schema
+from sparkml_ops.io.tables import _sql_string, partition_values, table_exists, table_schema, write_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -81,16 +81,13 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
         view = f"_sparkml_ops_derived_{abs(hash((table, values[0])))}"
         df.select(*[c for c in wanted if c != partition]).coalesce(1).createOrReplaceTempView(view)
         try:
-            spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({partition} = {_sql_string(values[0])}) SELECT * FROM {view}")
+            with write_settings(spark, wanted):
+                spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({partition} = {_sql_string(values[0])}) SELECT * FROM {view}")
         finally:
             spark.catalog.dropTempView(view)
         return
-    previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
-    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    try:
+    with write_settings(spark, wanted, dynamic=True):
         df.repartition(partition).select(*wanted).write.insertInto(table, overwrite=True)
-    finally:
-        spark.conf.set("spark.sql.sources.partitionOverwriteMode", previous)
 
 
 MARK_PREFIX = "sparkml_ops.mark."

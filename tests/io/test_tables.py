@@ -66,6 +66,29 @@ def test_static_insert_replaces_one_named_partition_and_keeps_quotes_as_data(spa
     assert len(spark.table(table).collect()) == 3
 
 
+def test_inserts_write_floating_point_columns_without_a_parquet_dictionary_and_leave_the_session_as_it_was(spark, table):
+    import pyarrow.parquet as pq
+    from urllib.parse import urlparse
+    from pathlib import Path
+
+    ensure_table(spark, table, COLS, PART)
+    # Few distinct scores: without the setting the writer would keep their dictionary (it shrinks the page).
+    rows = [(i % 3, (i % 5) / 7, f"2026-01-0{1 + i % 2}") for i in range(200)]
+    insert_partitions(spark.createDataFrame(rows, "id long, score double, ds string"), table)
+    insert_partitions(spark.createDataFrame(rows[:50], "id long, score double, ds string").drop("ds"), table, {"ds": "2026-01-03"})
+    location = spark.sql(f"DESCRIBE FORMATTED {table}").where("col_name = 'Location'").collect()[0][1]
+    files = sorted(Path(urlparse(location).path).glob("ds=*/*.parquet"))
+    assert {f.parent.name for f in files} == {"ds=2026-01-01", "ds=2026-01-02", "ds=2026-01-03"}
+    for f in files:
+        meta = pq.ParquetFile(f).metadata.row_group(0)
+        encodings = {meta.column(i).path_in_schema: set(meta.column(i).encodings) for i in range(meta.num_columns)}
+        assert "PLAIN_DICTIONARY" not in encodings["score"] and "RLE_DICTIONARY" not in encodings["score"], f
+        assert encodings["id"] & {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}, f  # the default stays for the others
+    assert spark.conf.get("parquet.enable.dictionary#score", None) is None
+    assert spark.conf.get("spark.sql.sources.partitionOverwriteMode") == "dynamic"
+    assert sorted(r[0] for r in spark.sql(f"SELECT score FROM {table} WHERE ds = '2026-01-03'").collect()) == sorted(r[1] for r in rows[:50])
+
+
 def test_insert_refuses_missing_or_retyped_columns_and_writes_nothing(spark, table):
     ensure_table(spark, table, COLS, PART)
     insert_partitions(spark.createDataFrame([(1, 0.5, "2026-01-01")], "id long, score double, ds string"), table)
