@@ -14,12 +14,14 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
 
 from py4j.protocol import Py4JJavaError
 
 from sparkml_ops.errors import RemoteError
 from sparkml_ops.identifiers import check_hive_identifier
-from sparkml_ops.io.tables import _sql_string, partition_values, table_exists, table_schema, write_settings
+from sparkml_ops.io.tables import sql_string, partition_values, table_exists, table_schema, write_settings
+from sparkml_ops.jvm import jvm_class
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -31,34 +33,27 @@ def partition_fingerprints(spark: "SparkSession", table: str, column: str, value
     """``{value: fingerprint}`` of the existing partitions ``column=value`` of ``table`` among ``values``.
 
     The fingerprint is a SHA-256 over the sorted (file name, size, modification time) of the
-    partition's data files (hidden files such as ``_SUCCESS`` and ``.crc`` left out). One metastore
-    call and one directory listing per partition; missing partitions are absent from the result.
+    partition's data files (hidden files such as ``_SUCCESS`` and ``.crc`` left out). One call to
+    the project's JVM code lists them all (sparkmlops.PartitionFiles); missing partitions are
+    absent from the result.
 
     Raises:
         RemoteError: the metastore or the file system cannot be read.
+        EnvironmentCheckError: the session cannot load the project's jar.
     """
-    wanted = set(values)
     database, name = table.split(".", 1)
-    jvm, session = spark._jvm, spark._jsparkSession
+    lister = jvm_class(spark, "PartitionFiles", "lists the source partitions of feature builds")
     try:
-        catalog = session.sessionState().catalog().externalCatalog()
-        parts = catalog.listPartitions(database, name, jvm.scala.Option.apply(None))
-        hadoop = session.sessionState().newHadoopConf()
-        out = {}
-        it = parts.iterator()
-        while it.hasNext():
-            part = it.next()
-            value = part.spec().get(column)
-            if value.isEmpty() or value.get() not in wanted:
-                continue
-            path = jvm.org.apache.hadoop.fs.Path(part.location())
-            fs = path.getFileSystem(hadoop)
-            files = sorted((s.getPath().getName(), s.getLen(), s.getModificationTime())
-                           for s in fs.listStatus(path) if s.isFile() and not s.getPath().getName().startswith(("_", ".")))
-            out[value.get()] = hashlib.sha256(repr(files).encode()).hexdigest()[:32]
-        return out
+        listing = lister.list(spark._jsparkSession, database, name, column, "\n".join(sorted(set(values))))
     except Py4JJavaError as exc:
         raise RemoteError(f"cannot list the partitions of {table}: {str(exc).splitlines()[0]}") from exc
+    files: dict[str, list[tuple[str, int, int]]] = {}
+    for line in listing.splitlines():
+        value, *file = line.split("\t")
+        entries = files.setdefault(unquote_plus(value), [])
+        if file:
+            entries.append((unquote_plus(file[0]), int(file[1]), int(file[2])))
+    return {value: hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()[:32] for value, entries in files.items()}
 
 
 def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comment: str, values: list[str]) -> None:
@@ -82,7 +77,7 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
         df.select(*[c for c in wanted if c != partition]).coalesce(1).createOrReplaceTempView(view)
         try:
             with write_settings(spark, wanted):
-                spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({partition} = {_sql_string(values[0])}) SELECT * FROM {view}")
+                spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({partition} = {sql_string(values[0])}) SELECT * FROM {view}")
         finally:
             spark.catalog.dropTempView(view)
         return
@@ -113,9 +108,9 @@ def mark_partitions(spark: "SparkSession", table: str, column: str, marks: dict[
     stored = {row[0] for row in spark.sql(f"SHOW TBLPROPERTIES {table}").collect() if row[0].startswith(MARK_PREFIX)}
     gone = sorted(k for k in stored if k[len(MARK_PREFIX):] not in present and k[len(MARK_PREFIX):] not in marks)
     if marks:
-        pairs = ", ".join(f"{_sql_string(MARK_PREFIX + v)} = {_sql_string(m)}" for v, m in sorted(marks.items()))
+        pairs = ", ".join(f"{sql_string(MARK_PREFIX + v)} = {sql_string(m)}" for v, m in sorted(marks.items()))
         spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
     if gone:
-        keys = ", ".join(_sql_string(k) for k in gone)
+        keys = ", ".join(sql_string(k) for k in gone)
         spark.sql(f"ALTER TABLE {table} UNSET TBLPROPERTIES IF EXISTS ({keys})")
 

@@ -7,7 +7,7 @@ import pytest
 from sparkml_ops.errors import DataValidationError, NotFoundError
 from sparkml_ops.io.tables import (
     ColumnDef, check_schema, ensure_table, insert_partitions, list_partitions, missing_partitions, normalize_type,
-    partition_exists, partition_values, table_schema,
+    partition_columns, partition_exists, partition_values, table_schema,
 )
 
 pytestmark = pytest.mark.spark
@@ -107,6 +107,14 @@ def test_partition_listing_and_existence(spark, table):
     assert partition_values(spark, table, "ds") == ["2026-01-01", "2026-01-02"]
     assert partition_exists(spark, table, {"ds": "2026-01-02"}) and not partition_exists(spark, table, {"ds": "2026-01-03"})
     assert missing_partitions(spark, table, "ds", ["2026-01-01", "2026-01-03"]) == ["2026-01-03"]
+
+
+def test_partition_columns_are_named_in_table_order_and_none_for_an_unpartitioned_table(spark, table):
+    ensure_table(spark, table, COLS, [ColumnDef("region", "string", "# not a header"), *PART])
+    assert partition_columns(spark, table) == ["region", "ds"]
+    spark.sql(f"DROP TABLE {table}")
+    ensure_table(spark, table, COLS)
+    assert partition_columns(spark, table) == []
 
 
 def test_missing_table_is_not_found(spark):
