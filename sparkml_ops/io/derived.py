@@ -20,7 +20,7 @@ from py4j.protocol import Py4JJavaError
 
 from sparkml_ops.errors import RemoteError
 from sparkml_ops.identifiers import check_hive_identifier
-from sparkml_ops.io.tables import sql_string, partition_values, table_exists, table_schema, write_settings
+from sparkml_ops.io.tables import partition_values, sql_string, table_exists, table_schema, write_settings
 from sparkml_ops.jvm import jvm_class
 
 if TYPE_CHECKING:

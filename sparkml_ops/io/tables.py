@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import takewhile
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import TYPE_CHECKING
 
 from sparkml_ops.errors import DataValidationError, NotFoundError
@@ -296,4 +296,4 @@ def _insert_static(df: "DataFrame", table: str, expected: dict[str, str], partit
 
 def sql_string(value: str) -> str:
     """A SQL string literal; backslashes and quotes escaped (partition values are data, not SQL)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"'{_quote(value)}'"
