@@ -230,11 +230,14 @@ def hdfs_publish_commands(deploy: DeploySettings, layout: Layout, build_id: str,
     # Copy into a staging directory and rename: readers never see half a build on HDFS. If another
     # environment sharing this HDFS renamed the same build first, -mv moves our staging directory
     # *into* the target; the last -rm removes that copy (the build's bytes are the same).
+    # World-readable whatever the client's umask (a build holds no secret): YARN localizes such an
+    # archive once per NodeManager for every job (PUBLIC visibility) instead of once per job.
     return [
         f"{hdfs} -test -d {quote([target])} || ( {hdfs} -rm -r -f -skipTrash {quote([staging])} >/dev/null 2>&1; "
         f"{hdfs} -mkdir -p {quote([staging])} && "
         f"{hdfs} -put {quote([rel / 'env.tar.gz', rel / 'jobs', rel / 'manifest.json', rel / 'smoke.py'])} "
         f"$(test -f {conf} && echo {conf}) {quote([staging])} && "
+        f"{hdfs} -chmod -R a+rX {quote([staging])} && "
         f"{hdfs} -mv {quote([staging, target])} && "
         f"{hdfs} -rm -r -f -skipTrash {quote([target / staging.name])} >/dev/null 2>&1 )"
     ]

@@ -64,6 +64,13 @@ def kerberos_submit_args(cluster: dict, who: str = "job") -> list[str]:
             "--conf", f"spark.yarn.am.extraJavaOptions={opt}"]
 
 
+def am_container_file(cluster: dict, app_id: str, name: str) -> str:
+    """File ``name`` (stderr, stdout, launch_container.sh) of the application's first container, its
+    ApplicationMaster, from the NodeManager's log dir; "" if that container never started."""
+    root = Path(cluster["state_dir"], "yarn")
+    return "".join(path.read_text(errors="replace") for path in root.glob(f"**/yarn-logDir-nm-*/{app_id}/container_*_000001/{name}"))
+
+
 @pytest.fixture(scope="session")
 def hdfs_client(cluster: dict):
     """A WebHDFS client as the framework's HDFS user (svc-sparkml from its keytab on the secure cluster)."""

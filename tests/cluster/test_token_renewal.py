@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import kerberos_submit_args
+from tests.cluster.conftest import am_container_file, kerberos_submit_args
 from tests.conftest import CONF_DIR, REPO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
@@ -70,10 +70,7 @@ def driver_log(cluster: dict, submit_output: str) -> str:
     or "" if the container never started: stderr (the JVM's log) then stdout, where the Python driver's own
     traceback goes in cluster mode (e.g. a registry write refused with the expired token)."""
     app_id = next(w for w in submit_output.split() if w.startswith("application_"))
-    root = Path(cluster["state_dir"], "yarn")
-    logs = [*root.glob(f"**/yarn-logDir-nm-*/{app_id}/container_*_000001/stderr"),
-            *root.glob(f"**/yarn-logDir-nm-*/{app_id}/container_*_000001/stdout")]
-    return "".join(path.read_text(errors="replace") for path in logs)
+    return am_container_file(cluster, app_id, "stderr") + am_container_file(cluster, app_id, "stdout")
 
 
 def short_ticket_env(cluster: dict, env: dict, tmp_path: Path) -> dict:

@@ -1,5 +1,5 @@
-"""The nightly chain on YARN: jobs from one immutable build, Python shipped as a venv-pack archive,
-models from the WebHDFS registry, scores read back through the Thrift server (HiveServer2)."""
+"""The nightly chain on YARN: jobs from one immutable build, Python shipped as a venv-pack archive
+published on HDFS, models from the WebHDFS registry, scores read back through the Thrift server (HiveServer2)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import subprocess
 import sys
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import hive_connection, kerberos_submit_args
+from tests.cluster.conftest import am_container_file, hive_connection, kerberos_submit_args
 from tests.conftest import CONF_DIR, REPO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark]
@@ -33,16 +34,37 @@ def release(tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def published(release: Path, cluster: dict, hdfs_client) -> Iterator[str]:
+    """The build's archives on HDFS as `fab deploy` publishes them (<hdfs_dir>/<build id>, world-readable:
+    tests/deploy/test_hdfs_publish.py), as an hdfs:// URI prefix."""
+    path = f"/apps/sparkml-ops-tests/{uuid.uuid4().hex[:12]}"
+    hdfs_client.makedirs(path, permission="755")
+    for directory in ("/apps/sparkml-ops-tests", path):
+        hdfs_client.set_permission(directory, "755")
+    for name in ("env.tar.gz", "conf.tar.gz"):
+        hdfs_client.upload(f"{path}/{name}", str(release / name))
+        hdfs_client.set_permission(f"{path}/{name}", "644")
+    yield f"{cluster['namenode_uri']}{path}"
+    hdfs_client.delete(path, recursive=True)
+
+
+def localized_env(cluster: dict, submit: subprocess.CompletedProcess) -> str:
+    """The NodeManager's copy of the env archive that the application's driver container ran from."""
+    app_id = re.search(r"(application_\d+_\d+)", submit.stderr).group(1)
+    return re.search(r'ln -sf -- "([^"]+)" "env"', am_container_file(cluster, app_id, "launch_container.sh")).group(1)
+
+
 # The project's jar inside the packed env as YARN unpacks it (./env): a cluster-mode driver starts before
 # the session factory could add it, so the submit line puts it on the driver's classpath (README).
 PACKED_JAR = f"./env/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages/sparkml_ops/jvm/sparkml-ops-jvm.jar"
 
 
-def _submit(spark_submit, env, release: Path, cluster: dict, job: str, *args: str) -> subprocess.CompletedProcess:
+def _submit(spark_submit, env, release: Path, published: str, cluster: dict, job: str, *args: str) -> subprocess.CompletedProcess:
     """The spark-submit line documented in the README for schedulers."""
     cmd = [
         spark_submit, "--master", "yarn", "--deploy-mode", "cluster", "--name", f"test-{Path(job).stem}",
-        "--archives", f"{release / 'env.tar.gz'}#env,{release / 'conf.tar.gz'}#conf",
+        "--archives", f"{published}/env.tar.gz#env,{published}/conf.tar.gz#conf",
         "--conf", "spark.pyspark.python=./env/bin/python",
         "--conf", f"spark.yarn.archive={cluster['spark_yarn_archive']}",
         "--conf", "spark.yarn.maxAppAttempts=1",
@@ -55,7 +77,7 @@ def _submit(spark_submit, env, release: Path, cluster: dict, job: str, *args: st
 
 
 def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(cluster, cluster_env, spark_submit, release,
-                                                                                 monkeypatch):
+                                                                                 published, monkeypatch):
     run = uuid.uuid4().hex[:6]
     # Input data and features: client-mode runs of the same CLI on the same cluster (faster to start).
     cli = [str(REPO / ".venv" / "bin" / "sparkml-ops"), "--env", "cluster", "--conf-dir", str(CONF_DIR),
@@ -65,10 +87,16 @@ def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(c
         proc = subprocess.run([*cli, *step], cwd=REPO, env=cluster_env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
 
-    train = _submit(spark_submit, cluster_env, release, cluster, "train.py", "card_fraud", "--from", "2026-08-31", "--to", "2026-09-29")
+    train = _submit(spark_submit, cluster_env, release, published, cluster, "train.py", "card_fraud", "--from", "2026-08-31", "--to", "2026-09-29")
     assert train.returncode == 0, train.stderr[-3000:]
-    score = _submit(spark_submit, cluster_env, release, cluster, "score.py", "--model", "card_fraud@challenger", "--date", "2026-09-30")
+    score = _submit(spark_submit, cluster_env, release, published, cluster, "score.py", "--model", "card_fraud@challenger",
+                    "--date", "2026-09-30")
     assert score.returncode == 0, score.stderr[-3000:]
+    # Both jobs ran from one copy of the env in the NodeManager's public cache: the second job did not
+    # download and unpack the 190 MB archive again (about 40 s per job on this box).
+    env_copy = localized_env(cluster, train)
+    assert "/filecache/" in env_copy and "/usercache/" not in env_copy, env_copy
+    assert localized_env(cluster, score) == env_copy
     app_id = re.search(r"(application_\d+_\d+)", score.stderr).group(1)
 
     monkeypatch.setenv("KRB5CCNAME", cluster_env.get("KRB5CCNAME", ""))  # the job user's ticket, for HiveServer2
@@ -82,9 +110,10 @@ def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(c
     assert cursor.fetchall() == [(300, 300, version, version)]
 
 
-def test_failed_scoring_in_cluster_mode_exits_non_zero_and_reports_its_code(cluster, cluster_env, spark_submit, release):
+def test_failed_scoring_in_cluster_mode_exits_non_zero_and_reports_its_code(cluster, cluster_env, spark_submit, release,
+                                                                            published):
     # Runs after the test above, which gave card_fraud a challenger.
     # No features for this date: the job exits 3 inside YARN; spark-submit exits non-zero (single attempt).
-    proc = _submit(spark_submit, cluster_env, release, cluster, "score.py", "--model", "card_fraud@challenger", "--date", "2020-01-01")
+    proc = _submit(spark_submit, cluster_env, release, published, cluster, "score.py", "--model", "card_fraud@challenger", "--date", "2020-01-01")
     assert proc.returncode != 0
     assert "User application exited with status 3" in proc.stderr

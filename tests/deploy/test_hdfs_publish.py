@@ -61,10 +61,23 @@ def assert_published(client, run: DeployRun, build_id: str) -> None:
     assert hdfs_sha256(client, f"{target}/manifest.json") == stored
 
 
+def modes(client, path: str) -> set[tuple[str, str]]:
+    """(type, permission) of ``path`` and of everything under it."""
+    out = {("DIRECTORY", client.status(path)["permission"])}
+    for name, st in client.list(path, status=True):
+        out |= modes(client, f"{path}/{name}") if st["type"] == "DIRECTORY" else {(st["type"], st["permission"])}
+    return out
+
+
 def test_deploy_publishes_env_jobs_manifest_and_smoke_under_the_build_id(run, builds, edge_hdfs):
     a, _ = builds
-    service.deploy_build(run.settings("dev"), run.builds, a, user="alice")
+    # dev1's HDFS client creates private files here (umask 077, as some banks set it). The build is
+    # published world-readable all the same: YARN then localizes its env once per NodeManager for
+    # every job (PUBLIC visibility, see tests/cluster/test_yarn_jobs.py), not once per job.
+    private = f"deploy.hdfs_command={run.settings('dev').deploy.hdfs_command} -D fs.permissions.umask-mode=077"
+    service.deploy_build(run.settings("dev", private), run.builds, a, user="alice")
     assert_published(edge_hdfs, run, a)
+    assert modes(edge_hdfs, f"{run.hdfs_dir}/{a}") == {("DIRECTORY", "755"), ("FILE", "644")}
     assert staging_dirs(edge_hdfs, run) == []
 
 
