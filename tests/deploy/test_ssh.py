@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from sparkml_ops.config import SshHost
 from sparkml_ops.errors import HostKeyError, RemoteError
 from sparkml_ops.io.ssh import SshOptions, connect
-from tests.deploy.conftest import HOSTS
+from tests.deploy.conftest import HOSTS, REPO
 
 pytestmark = pytest.mark.ssh
 
@@ -80,3 +82,18 @@ def test_unknown_host_key_is_refused_never_added(sshd_hosts, tmp_path):
 def test_missing_known_hosts_file_is_a_clear_error(sshd_hosts, tmp_path):
     with pytest.raises(HostKeyError, match=r"known_hosts file .*/nope \(deploy.known_hosts\) does not exist"):
         connect(SshHost(host="dev1"), options(tmp_path / "nope"))
+
+
+def test_a_second_checkout_cannot_start_hosts_over_ours_and_says_where_they_run(sshd_hosts, tmp_path):
+    # The namespaces and addresses are machine-wide: another clone's `start` would have answered the SSH
+    # tests with our hosts' keys (every host-key check failing). It stops at once with exit code 7.
+    other = tmp_path / "clone" / "scripts"
+    other.mkdir(parents=True)
+    shutil.copy2(REPO / "scripts" / "sshd-hosts", other / "sshd-hosts")
+    proc = subprocess.run([str(other / "sshd-hosts"), "start"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stderr.startswith(f"sshd-hosts: error: the test hosts are running from another checkout ({REPO}, pid ")
+    assert proc.stderr.rstrip().endswith(f"stop them there with {REPO}/scripts/sshd-hosts stop, then start again")
+    assert not (tmp_path / "clone" / ".state").exists()  # nothing of its own was set up
+    ours = subprocess.run([str(REPO / "scripts" / "sshd-hosts"), "status"], capture_output=True, text=True, timeout=60)
+    assert ours.returncode == 0, ours.stdout
