@@ -39,7 +39,7 @@ def published(release: Path, cluster: dict, hdfs_client) -> Iterator[str]:
     """The build's archives on HDFS as `fab deploy` publishes them (<hdfs_dir>/<build id>, world-readable:
     tests/deploy/test_hdfs_publish.py), as an hdfs:// URI prefix."""
     path = f"/apps/sparkml-ops-tests/{uuid.uuid4().hex[:12]}"
-    hdfs_client.makedirs(path, permission="755")
+    hdfs_client.makedirs(path)
     for directory in ("/apps/sparkml-ops-tests", path):
         hdfs_client.set_permission(directory, "755")
     for name in ("env.tar.gz", "conf.tar.gz"):
@@ -49,10 +49,14 @@ def published(release: Path, cluster: dict, hdfs_client) -> Iterator[str]:
     hdfs_client.delete(path, recursive=True)
 
 
+def app_id(submit: subprocess.CompletedProcess) -> str:
+    """The YARN application id that spark-submit reported."""
+    return re.search(r"(application_\d+_\d+)", submit.stderr).group(1)
+
+
 def localized_env(cluster: dict, submit: subprocess.CompletedProcess) -> str:
     """The NodeManager's copy of the env archive that the application's driver container ran from."""
-    app_id = re.search(r"(application_\d+_\d+)", submit.stderr).group(1)
-    return re.search(r'ln -sf -- "([^"]+)" "env"', am_container_file(cluster, app_id, "launch_container.sh")).group(1)
+    return re.search(r'ln -sf -- "([^"]+)" "env"', am_container_file(cluster, app_id(submit), "launch_container.sh")).group(1)
 
 
 # The project's jar inside the packed env as YARN unpacks it (./env): a cluster-mode driver starts before
@@ -97,12 +101,12 @@ def test_train_and_score_in_yarn_cluster_mode_and_read_scores_over_hiveserver2(c
     env_copy = localized_env(cluster, train)
     assert "/filecache/" in env_copy and "/usercache/" not in env_copy, env_copy
     assert localized_env(cluster, score) == env_copy
-    app_id = re.search(r"(application_\d+_\d+)", score.stderr).group(1)
+    score_app = app_id(score)
 
     monkeypatch.setenv("KRB5CCNAME", cluster_env.get("KRB5CCNAME", ""))  # the job user's ticket, for HiveServer2
     cursor = hive_connection(cluster, username=f"analyst-{run}").cursor()
     cursor.execute("SELECT run_id, model_version, status, exit_code, rows_out FROM ml_ops.job_runs "
-                   f"WHERE application_id = '{app_id}'")
+                   f"WHERE application_id = '{score_app}'")
     (run_id, version, status, exit_code, rows_out), = cursor.fetchall()
     assert (status, exit_code, rows_out) == ("success", 0, 300)
     cursor.execute(f"SELECT count(*), count(DISTINCT entity_key), min(model_version), max(model_version) FROM ml_scores.scores "
