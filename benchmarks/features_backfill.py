@@ -16,12 +16,15 @@ Timed side by side in one run, on the 20M set:
   a busy 2-core box two small N (e.g. ``1,3``) keep the run short; the 30-date time is then
   estimated from the line through them (fixed cost + 30 x the cost per date), and the engine's
   30-date time against the old build of fewer dates is a lower bound of the speed-up;
-* the floor: the partition-pruned scan + one ``groupBy(customer_id).count()`` into ``noop``.
+* the floor: the partition-pruned scan + one ``groupBy(customer_id).count()`` into ``noop``;
+* with ``--no-state``, also the build from raw that stores no state: every source day read raw as
+  one-row tiles, none tiled (``features.tile_batch_days`` set past its validated range, which only a
+  benchmark can do). It shows what storing the tiles for the next nights costs a first backfill.
 Memory: each size is built in its own process, which reports its peak RSS (Python driver, and the
 driver JVM, which in ``local[2]`` also runs the tasks). Targets: >= 3x pandas, >= 5x the old build,
 no driver collect of source data, driver peak RSS flat from 5M to 20M rows.
 
-    .venv/bin/python benchmarks/features_backfill.py [--runs 1] [--state-dir DIR] [--skip-old] [--old-dates 30 | 1,3]
+    .venv/bin/python benchmarks/features_backfill.py [--runs 1] [--state-dir DIR] [--skip-old] [--old-dates 30 | 1,3] [--no-state]
 """
 
 from __future__ import annotations
@@ -93,6 +96,15 @@ def child(args) -> int:
         out["engine"] = timed(f"engine, 30 dates, from raw ({args.child})", fresh, args.runs)
         out["engine_tiles"] = timed(f"engine, 30 dates, tiles stored ({args.child})",
                                     lambda: build_features(spark, s, spec, dates, compute_stats=False), args.runs)
+        if args.no_state:  # after the build with tiles stored, since it drops them
+            # A build reads stale days raw while fewer than tile_batch_days of them are stale: with 10**6, none is tiled.
+            stateless = s.model_copy(update={"features": s.features.model_copy(update={"tile_batch_days": 10**6})})
+
+            def no_state():
+                spark.sql(f"DROP TABLE IF EXISTS {state_table(s, spec, 'tx')}")
+                return build_features(spark, stateless, spec, dates, compute_stats=False)
+
+            out["engine_no_state"] = timed(f"engine, 30 dates, from raw, no state stored ({args.child})", no_state, args.runs)
         out["python_rss_mb"], out["jvm_rss_mb"] = peak_rss_mb(spark)
         table = f"{s.hive.databases.features}.{spec.name}"
         out["check"] = list(spark.table(table).where(f"as_of_date = '{dates[-1]}'").selectExpr(
@@ -164,6 +176,7 @@ def main() -> int:
     parser.add_argument("--skip-old", action="store_true", help="do not time the old build (it takes long)")
     parser.add_argument("--old-dates", default=str(DATES), help="time the old build of the last N as-of dates, for each N (comma-separated)")
     parser.add_argument("--sizes", default="5m,20m", help="sizes to run (comma-separated; the 20m one is compared with pandas)")
+    parser.add_argument("--no-state", action="store_true", help="also time a build from raw that stores no tiles")
     parser.add_argument("--child", choices=["5m", "20m"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -174,7 +187,8 @@ def main() -> int:
         parser.error("--sizes must include 20m: it is the size compared with pandas")
     for size in sizes:
         cmd = [sys.executable, __file__, "--child", size, "--runs", str(args.runs), "--state-dir", args.state_dir,
-               "--driver-memory", args.driver_memory, "--old-dates", args.old_dates] + (["--skip-old"] if args.skip_old or size == "5m" else [])
+               "--driver-memory", args.driver_memory, "--old-dates", args.old_dates]
+        cmd += (["--skip-old"] if args.skip_old or size == "5m" else []) + (["--no-state"] if args.no_state else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         print("\n".join(line for line in proc.stdout.splitlines()[:-1]), flush=True)
         if proc.returncode:
@@ -195,6 +209,8 @@ def main() -> int:
 
     print(f"\n{'backfill, 30 as-of dates, 20 features':<52}{'5M rows':>10}{'20M rows':>10}")
     print(f"{'engine, from raw (tiles computed and stored)':<52}{cells('engine')}")
+    if "engine_no_state" in big:
+        print(f"{'engine, from raw, no state stored (all days raw)':<52}{cells('engine_no_state')}")
     print(f"{'engine, tiles already stored':<52}{cells('engine_tiles')}")
     print(f"{'floor: scan + groupBy count':<52}{cells('floor')}")
     print(f"{'pandas, 1 process':<52}{'':>10}{pandas_s:>9.1f}s")
@@ -202,6 +218,8 @@ def main() -> int:
     for n, t in sorted(old.items()):
         print(f"{f'old build (rows x dates), last {n} dates':<52}{'':>10}{t:>9.1f}s")
     print(f"\nengine vs pandas at 20M: {pandas_s / engine:.2f}x (target >= 3x); floor vs pandas: {pandas_s / median(big['floor']):.2f}x")
+    if "engine_no_state" in big:
+        print(f"engine storing no state vs pandas at 20M: {pandas_s / median(big['engine_no_state']):.2f}x")
     if old:
         print(old_verdict(old, engine))
     for size in sizes:
