@@ -89,9 +89,9 @@ def child(args) -> int:
         spec = spec_for(state, args.child, s)
         dates = as_of_dates()
 
-        def fresh():
+        def fresh(settings=s):
             spark.sql(f"DROP TABLE IF EXISTS {state_table(s, spec, 'tx')}")
-            return build_features(spark, s, spec, dates, compute_stats=False)
+            return build_features(spark, settings, spec, dates, compute_stats=False)
 
         out["engine"] = timed(f"engine, 30 dates, from raw ({args.child})", fresh, args.runs)
         out["engine_tiles"] = timed(f"engine, 30 dates, tiles stored ({args.child})",
@@ -99,12 +99,8 @@ def child(args) -> int:
         if args.no_state:  # after the build with tiles stored, since it drops them
             # A build reads stale days raw while fewer than tile_batch_days of them are stale: with 10**6, none is tiled.
             stateless = s.model_copy(update={"features": s.features.model_copy(update={"tile_batch_days": 10**6})})
-
-            def no_state():
-                spark.sql(f"DROP TABLE IF EXISTS {state_table(s, spec, 'tx')}")
-                return build_features(spark, stateless, spec, dates, compute_stats=False)
-
-            out["engine_no_state"] = timed(f"engine, 30 dates, from raw, no state stored ({args.child})", no_state, args.runs)
+            out["engine_no_state"] = timed(f"engine, 30 dates, from raw, no state stored ({args.child})",
+                                           lambda: fresh(stateless), args.runs)
         out["python_rss_mb"], out["jvm_rss_mb"] = peak_rss_mb(spark)
         table = f"{s.hive.databases.features}.{spec.name}"
         out["check"] = list(spark.table(table).where(f"as_of_date = '{dates[-1]}'").selectExpr(
