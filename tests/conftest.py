@@ -20,7 +20,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """
     from sparkml_ops.jvm import build_jar
 
-    build_jar()
+    if not hasattr(session.config, "workerinput"):  # once, in the controller, before workers start
+        build_jar()
 
 
 @pytest.fixture(autouse=True)
