@@ -90,7 +90,7 @@ def child(args) -> int:
         dates = as_of_dates()
 
         def fresh(settings=s):
-            spark.sql(f"DROP TABLE IF EXISTS {state_table(s, spec, 'tx')}")
+            spark.sql(f"DROP TABLE IF EXISTS {state_table(settings, spec, 'tx')}")
             return build_features(spark, settings, spec, dates, compute_stats=False)
 
         out["engine"] = timed(f"engine, 30 dates, from raw ({args.child})", fresh, args.runs)
