@@ -206,6 +206,16 @@ class FeaturesSettings(Frozen):
     # The newest source days a build reads raw (as one-row tiles) until this many are untiled; then all
     # are tiled in one job. 1 tiles every new day at once; 7 spares six nights in seven that job.
     tile_batch_days: int = Field(default=7, ge=1, le=31)
+    # Lengths in days of the stored roll-ups of the daily tiles a build reads between its window edges
+    # (docs/features.md, "Roll-ups"); () reads daily tiles only. Nested lengths (27, 9, 3) fit best.
+    rollup_days: tuple[Annotated[int, Field(ge=2, le=366)], ...] = (27, 9, 3)
+
+    @field_validator("rollup_days")
+    @classmethod
+    def _distinct_levels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("roll-up lengths must be distinct")
+        return tuple(sorted(value, reverse=True))
 
 
 class SmtpSettings(Frozen):

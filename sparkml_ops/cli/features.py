@@ -87,7 +87,8 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json({"feature_set": result.feature_set, "table": result.table, "rows_per_date": result.rows_per_date,
                     "stats_table": result.stats_table, "state_rebuilt": result.state_rebuilt,
-                    "state_raw": result.state_raw})
+                    "state_raw": result.state_raw, "rollups_read": result.rollups_read,
+                    "rollups_built": result.rollups_built})
     else:
         print_table(["as_of_date", "rows"], sorted(result.rows_per_date.items()))
         print(f"\n{len(result.features)} features of {result.feature_set} in {result.table}"

@@ -21,8 +21,9 @@ from pyspark.sql import functions as F
 
 from sparkml_ops.config import Settings
 from sparkml_ops.errors import DataValidationError, UsageError
-from sparkml_ops.features.compute import analyse_sql, check_source_schema, compute_features, prepare_source
-from sparkml_ops.features.state import plan_state, read_state, refresh_state
+from sparkml_ops.features.compute import EPOCH, analyse_sql, check_source_schema, compute_features, prepare_source
+from sparkml_ops.features.rollups import read_source
+from sparkml_ops.features.state import plan_state, refresh_state
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec, feature_columns
 from sparkml_ops.features.stats import write_feature_stats
 from sparkml_ops.io.tables import ColumnDef, ensure_table, insert_partitions, partition_values, table_schema
@@ -44,6 +45,8 @@ class BuildResult:
     exit_code: int = 0
     state_rebuilt: dict[str, list[str]] = field(default_factory=dict)  # events source -> days whose tiles were computed
     state_raw: dict[str, list[str]] = field(default_factory=dict)  # events source -> new days read raw, tiled later
+    rollups_read: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # source -> "<K>d" -> first days read
+    rollups_built: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # source -> "<K>d" -> computed now
 
 
 def feature_table(settings: Settings, spec: FeatureSpec) -> str:
@@ -221,7 +224,13 @@ def build_features(
         require_days(name, spec.sources[name], st.fingerprints, rows, required[name])
     for st in states.values():
         refresh_state(spark, spec, st)
-    tiles = {name: t for name, t in ((n, read_state(spark, spec, st)) for n, st in states.items()) if t is not None}
+    instants = [(asof_time(d) - EPOCH) // timedelta(microseconds=1) for d in days]
+    tiles, read, built = {}, {}, {}
+    for n, st in states.items():
+        rows, cover, stale = read_source(spark, spec, st, _days(*ranges[n]), instants, settings.features.rollup_days)
+        if rows is not None:
+            tiles[n] = rows
+        read[n], built[n] = _levels(cover.blocks), _levels(stale)
     points = {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}
     features = compute_features(spec, {**frames, **tiles}, points, PARTITION, tiled=set(tiles))
     table = feature_table(settings, spec)
@@ -234,7 +243,11 @@ def build_features(
     log.info("feature set %s written: %s", spec.name, ", ".join(f"{d}={n}" for d, n in rows.items()))
     return BuildResult(spec.name, table, rows, stats_table, [n for n, _ in feature_columns(spec)],
                        state_rebuilt={n: st.rebuilt for n, st in states.items()},
-                       state_raw={n: st.raw for n, st in states.items()})
+                       state_raw={n: st.raw for n, st in states.items()}, rollups_read=read, rollups_built=built)
+
+
+def _levels(blocks: dict[int, list[str]]) -> dict[str, list[str]]:
+    return {f"{k}d": v for k, v in blocks.items()}
 
 
 def _insert(features: DataFrame, table: str, iso: list[str]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import reduce
 from math import gcd
@@ -89,7 +90,8 @@ def spec_fingerprint(spec: FeatureSpec, src: SourceSpec) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
-def _mark(source_fp: str, spec_fp: str, rows: int) -> str:
+def mark(source_fp: str, spec_fp: str, rows: int) -> str:
+    """The mark of a stored partition: the fingerprints of its sources and spec, and its source rows."""
     return f"{source_fp} {spec_fp} {rows}"
 
 
@@ -140,13 +142,13 @@ def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, state: Sourc
     tiles = (rows.withColumn(DAY, F.col(src.partition_column))
              .transform(event_rows(spec.entity_keys, src.time_column, defs, index, keep=[DAY]))
              .transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY)))
-    lookup = _day_map({d: f"CAST({state.rows[d]} AS BIGINT)" for d in days})
-    fps = _day_map({d: sql_string(state.fingerprints[d]) for d in days})
+    lookup = day_map({d: f"CAST({state.rows[d]} AS BIGINT)" for d in days})
+    fps = day_map({d: sql_string(state.fingerprints[d]) for d in days})
     return tiles.select(*[c for c in tiles.columns if c != DAY], lookup[F.col(DAY)].alias("source_rows"),
                         fps[F.col(DAY)].alias("source_fingerprint"), F.lit(state.spec_fingerprint).alias("spec_fingerprint"), DAY)
 
 
-def _day_map(values: dict[str, str]) -> Column:
+def day_map(values: dict[str, str]) -> Column:
     """``day -> value`` (SQL expressions) as one map literal: parsed in the JVM in one call, where a
     ``create_map`` of ``lit`` columns costs two py4j calls per entry (90 days of a nightly build)."""
     return F.expr("map(" + ", ".join(f"{sql_string(d)}, {v}" for d, v in values.items()) + ")")
@@ -166,17 +168,22 @@ def refresh_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) ->
     comment = (f"daily tiles of source {state.source} of feature set {spec.name} "
                "(sparkml-ops build state; recomputed from the source when stale)")
     replace_derived_partitions(_tiles(spark, spec, src, state), state.table, DAY, comment, state.rebuilt)
-    marks = {d: _mark(state.fingerprints[d], state.spec_fingerprint, state.rows[d]) for d in state.rebuilt}
+    marks = {d: mark(state.fingerprints[d], state.spec_fingerprint, state.rows[d]) for d in state.rebuilt}
     mark_partitions(spark, state.table, DAY, marks)
 
 
-def read_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) -> DataFrame | None:
-    """The stream rows of the source: its valid tiles (fingerprints checked again on the rows), and its raw days as one-row tiles."""
+def read_state(spark: SparkSession, spec: FeatureSpec, state: SourceState, skip: Collection[str] = ()) -> DataFrame | None:
+    """The stream rows of the source: its valid tiles (fingerprints checked again on the rows), and its raw days as one-row tiles.
+
+    Args:
+        skip: stored days not to read (those read inside roll-ups, :mod:`sparkml_ops.features.rollups`).
+    """
     src = spec.sources[state.source]
     parts = []
-    if state.fingerprints.keys() - set(state.raw) and table_exists(spark, state.table):
-        fps = _day_map({d: sql_string(fp) for d, fp in state.fingerprints.items()})
-        tiles = spark.table(state.table).where(F.col(DAY).isin([d for d in state.fingerprints if d not in state.raw]))
+    wanted = [d for d in state.fingerprints if d not in state.raw and d not in skip]
+    if wanted and table_exists(spark, state.table):
+        fps = day_map({d: sql_string(state.fingerprints[d]) for d in wanted})
+        tiles = spark.table(state.table).where(F.col(DAY).isin(wanted))
         valid = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
         parts.append(valid.drop(DAY, *META))
     if state.raw:

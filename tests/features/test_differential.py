@@ -284,9 +284,12 @@ def test_training_set_matches_the_reference_row_by_row(spark, feat_settings, sce
 def test_build_matches_the_reference_row_by_row(spark, feat_settings, scenario):
     sc, spec, rows, ref, _, rng = scenario
     dates = sorted(rng.sample([FIRST_DAY + timedelta(days=d) for d in range(3, DAYS - 1)], 3))
-    # The first date alone, then all: the second run reuses the daily tiles the first one stored.
-    build_features(spark, feat_settings, spec, dates[:1], compute_stats=False, today=date(2026, 12, 31))
-    build_features(spark, feat_settings, spec, dates, compute_stats=False, today=date(2026, 12, 31))
+    # The first date alone, then all: the second run reuses the daily tiles the first one stored. Roll-ups of
+    # 2 and 4 days (not the default 27, 9, 3) fit between the edges of these short windows.
+    settings = feat_settings.model_copy(update={"features": feat_settings.features.model_copy(update={"rollup_days": (4, 2)})})
+    build_features(spark, settings, spec, dates[:1], compute_stats=False, today=date(2026, 12, 31))
+    second = build_features(spark, settings, spec, dates, compute_stats=False, today=date(2026, 12, 31))
+    assert any(second.rollups_read.values()), "the seeded scenarios each read a roll-up in their second build"
     table = spark.table(f"{FEATURES}.{spec.name}")
     names = [n for n, _ in feature_columns(spec)]
     keys = {r["key"] for s in ("tx", "web", "cust", "seg") for r in rows[s]}

@@ -1,0 +1,229 @@
+"""Stored roll-ups of the daily tiles: one tile per entity for K whole days, read where no window edge cuts them.
+
+A nightly build reads about 90 days of daily tiles and sorts them by entity and time; the rows
+read are its cost. Between two window edges of a build (a cutoff, or a cutoff minus a window),
+every tile is on the same side of every edge, so K days of tiles there may be read as one tile:
+a roll-up. Levels (``features.rollup_days``, default 27, 9 and 3 days) start on days whose number
+since 1970-01-01 is a multiple of K, so the same roll-ups serve many nights: each build covers the
+runs of days between its edges with the largest roll-ups that fit, and reads daily tiles for the
+rest. The sweep (:mod:`sparkml_ops.transforms.sweep`) reads them like any tile: one code path.
+
+Each level is a derived table ``<state table>_<K>d`` partitioned by ``ds``, the first day. A
+roll-up is valid when its mark holds the hash of its K days' source fingerprints and the spec
+fingerprint (:mod:`sparkml_ops.features.state`); one whose day changed, was re-tiled by this build
+or is read raw is stale, and is computed again from the daily tiles before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from sparkml_ops.features.spec import FeatureSpec
+from sparkml_ops.features.state import DAY, META, SourceState, day_map, mark, read_state
+from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions
+from sparkml_ops.io.tables import sql_string, table_exists
+from sparkml_ops.transforms.sweep import KIND, KIND_ROW, LAST, SOURCE, TIME
+from sparkml_ops.transforms.windows import US_PER_DAY
+
+log = logging.getLogger(__name__)
+
+EPOCH_DAY = date(1970, 1, 1)
+ABSENT = "-"  # the fingerprint of a day without a source partition
+
+
+@dataclass(frozen=True)
+class Cover:
+    """How one build reads one events source: roll-ups ``{level: [first days]}`` and the days read as daily tiles."""
+
+    blocks: dict[int, list[str]]
+    days: list[str]
+
+    @property
+    def covered(self) -> set[str]:
+        """The days read inside roll-ups."""
+        return {(date.fromisoformat(d) + timedelta(days=i)).isoformat()
+                for k, firsts in self.blocks.items() for d in firsts for i in range(k)}
+
+
+def rollup_table(state: SourceState, level: int) -> str:
+    """``<state table>_<level>d``."""
+    return f"{state.table}_{level}d"
+
+
+def window_edges(spec: FeatureSpec, source: str, instants_us: Iterable[int]) -> set[int]:
+    """Every instant (µs) at which a window of ``source`` starts or ends for points at ``instants_us``.
+
+    A point at T has the cutoff T - lag; its windows and its horizon (presence, recency) start
+    that far before the cutoff.
+    """
+    src = spec.sources[source]
+    spans = {f.window_us for f in spec.features_of(source, "aggregate")} | {spec.max_window_us(source), 0}
+    return {t - src.lag_us - w for t in instants_us for w in spans}
+
+
+def plan_cover(days: Sequence[str], usable: set[str], edges_us: set[int], levels: Sequence[int]) -> Cover:
+    """Cover consecutive ``days`` with the largest aligned roll-ups that no edge cuts; the rest as daily tiles.
+
+    A roll-up of K days starting on day ``d`` needs ``d`` aligned (days since 1970 a multiple of K),
+    all K days among ``days`` and ``usable`` (stored tiles, or no partition), and no edge strictly
+    between the start of ``d`` and the start of ``d + K``.
+    """
+    present = set(days)
+    blocks: dict[int, list[str]] = {k: [] for k in levels}
+    single: list[str] = []
+    i = 0
+    while i < len(days):
+        first = date.fromisoformat(days[i])
+        number = (first - EPOCH_DAY).days
+        for k in sorted(levels, reverse=True):
+            span = [(first + timedelta(days=j)).isoformat() for j in range(k)]
+            lo, hi = number * US_PER_DAY, (number + k) * US_PER_DAY
+            if number % k == 0 and all(d in present and d in usable for d in span) and not any(lo < e < hi for e in edges_us):
+                blocks[k].append(days[i])
+                i += k
+                break
+        else:
+            single.append(days[i])
+            i += 1
+    return Cover({k: v for k, v in blocks.items() if v}, single)
+
+
+def _block_fingerprint(state: SourceState, first: str, level: int) -> str:
+    start = date.fromisoformat(first)
+    fps = [state.fingerprints.get((start + timedelta(days=j)).isoformat(), ABSENT) for j in range(level)]
+    return hashlib.sha256(" ".join(fps).encode()).hexdigest()[:32]
+
+
+def _block_rows(state: SourceState, first: str, level: int) -> int:
+    start = date.fromisoformat(first)
+    return sum(state.rows.get((start + timedelta(days=j)).isoformat(), 0) for j in range(level))
+
+
+def stale_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> dict[int, list[str]]:
+    """The roll-ups of ``cover`` to compute now: unmarked, marked with other fingerprints, or over days re-tiled now."""
+    out = {}
+    for level, firsts in cover.blocks.items():
+        marks = partition_marks(spark, rollup_table(state, level), DAY)
+        retiled = set(state.rebuilt)
+        stale = [d for d in firsts
+                 if marks.get(d) != mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level))
+                 or Cover({level: [d]}, []).covered & retiled]
+        if stale:
+            out[level] = stale
+    return out
+
+
+def merge_tiles(keys: Sequence[str], tiles: DataFrame, group: str) -> DataFrame:
+    """Tiles -> one tile per entity, source and value of ``group``: counts and sums added, min and max kept,
+    distinct values united, squared deviations merged.
+
+    The squared deviations of the parts are added to each part's count times the squared distance
+    of its mean from the merged mean (Chan et al.). Means are taken relative to the smallest value
+    of the group, so that values far from 0 (amounts near 1e9) lose no digits, and equal values
+    merge to exactly 0.
+    """
+    part = Window.partitionBy(*keys, SOURCE, group)
+    cols = [F.min(TIME).alias(TIME), F.max(LAST).alias(LAST)]
+    types = dict(tiles.dtypes)
+    deviations = {}
+    for name, kind in tiles.dtypes:
+        if not name.startswith("_m"):
+            continue
+        if kind.startswith("array"):
+            cols.append(F.array_distinct(F.flatten(F.collect_list(name))).alias(name))
+        elif name.endswith("_q"):
+            m = name[:-2]
+            n, lo, hi = F.col(f"{m}_n"), F.col(f"{m}_lo"), F.col(f"{m}_hi")
+            # A part of equal values has its value as mean exactly, whatever the rounding of its sum (as in the sweep).
+            shift = F.when(lo == hi, lo).otherwise(F.col(f"{m}_s") / n) - F.min(lo).over(part)
+            merged = F.sum(n * shift).over(part) / F.sum(n).over(part)
+            deviations[f"_dev{m}"] = F.when(n > 0, n * F.pow(shift - merged, 2)).otherwise(F.lit(0.0))
+            cols.append((F.sum(name) + F.sum(f"_dev{m}")).alias(name))
+        else:
+            stat = name.rsplit("_", 1)[1]
+            cols.append({"lo": F.min, "hi": F.max}.get(stat, F.sum)(name).cast(types[name]).alias(name))
+    spread = tiles.select("*", *[c.alias(n) for n, c in deviations.items()]) if deviations else tiles
+    merged = spread.groupBy(*keys, SOURCE, group).agg(*cols)
+    measures = [n for n, _ in tiles.dtypes if n.startswith("_m")]
+    return merged.select(*keys, TIME, F.lit(KIND_ROW).cast("tinyint").alias(KIND), SOURCE, *measures, LAST, group)
+
+
+def refresh_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, stale: dict[int, list[str]]) -> None:
+    """Compute the stale roll-ups of each level from the stored daily tiles; each replaces its partition, then is marked.
+
+    A tile whose time lies outside its roll-up's days (a source row outside its day partition) is
+    kept as a tile of its own in the roll-up's partition, so that no tile moves across an edge.
+    """
+    for level, firsts in stale.items():
+        table = rollup_table(state, level)
+        log.info("roll-ups of %s source %s: %d of %d days to compute (%s..%s)", spec.name, state.source, len(firsts),
+                 level, firsts[0], firsts[-1])
+        days = sorted(Cover({level: firsts}, []).covered & state.fingerprints.keys())
+        fps = day_map({d: sql_string(state.fingerprints[d]) for d in days})
+        tiles = spark.table(state.table).where(F.col(DAY).isin(days))
+        tiles = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
+        number = F.floor(F.datediff(F.col(DAY), F.lit(EPOCH_DAY.isoformat())) / level) * level
+        first_us = number.cast("bigint") * F.lit(US_PER_DAY)
+        inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
+        grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
+            .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
+        merged = merge_tiles([*spec.entity_keys, DAY], grouped, "_g").drop("_g")
+        fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
+        rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
+        out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),
+                            fps[F.col(DAY)].alias("source_fingerprint"), F.lit(state.spec_fingerprint).alias("spec_fingerprint"), DAY)
+        comment = (f"{level}-day roll-ups of the daily tiles of source {state.source} of feature set {spec.name} "
+                   "(sparkml-ops build state; recomputed from the tiles when stale)")
+        replace_derived_partitions(out, table, DAY, comment, firsts)
+        marks = {d: mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level)) for d in firsts}
+        mark_partitions(spark, table, DAY, marks)
+
+
+def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days: Sequence[str],
+                instants_us: Iterable[int], levels: Sequence[int]) -> tuple[DataFrame | None, Cover, dict[int, list[str]]]:
+    """The stream rows of one events source for points at ``instants_us``: roll-ups where they fit, else daily tiles.
+
+    Args:
+        days: the consecutive source days the build reads; those read raw cannot be rolled up.
+
+    Returns:
+        The rows (None without any), the cover read, and the roll-ups computed now per level.
+    """
+    stored = set(state.fingerprints) - set(state.raw)
+    if not table_exists(spark, state.table):
+        stored = set()
+    cover = plan_cover(days, set(days) - set(state.fingerprints) | stored, window_edges(spec, state.source, instants_us), levels)
+    cover = _without_empty(cover, stored)
+    stale = stale_blocks(spark, state, cover)
+    refresh_blocks(spark, spec, state, stale)
+    parts = [p for p in (read_blocks(spark, state, cover), read_state(spark, spec, state, skip=cover.covered)) if p is not None]
+    return (reduce(lambda a, b: a.unionByName(b), parts) if parts else None), cover, stale
+
+
+def _without_empty(cover: Cover, stored: set[str]) -> Cover:
+    """The cover without roll-ups over days that have no stored tiles at all (no source partition)."""
+    blocks = {k: [d for d in firsts if Cover({k: [d]}, []).covered & stored] for k, firsts in cover.blocks.items()}
+    blocks = {k: v for k, v in blocks.items() if v}
+    return Cover(blocks, sorted(set(cover.days) | (cover.covered - Cover(blocks, []).covered)))
+
+
+def read_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> DataFrame | None:
+    """The roll-up rows of ``cover``, their fingerprints checked again on the rows."""
+    parts = []
+    for level, firsts in cover.blocks.items():
+        table = rollup_table(state, level)
+        if not table_exists(spark, table):
+            continue
+        fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
+        rows = spark.table(table).where(F.col(DAY).isin(firsts))
+        valid = rows.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
+        parts.append(valid.drop(DAY, *META))
+    return reduce(lambda a, b: a.unionByName(b), parts) if parts else None
