@@ -107,16 +107,21 @@ def _block_rows(state: SourceState, first: str, level: int) -> int:
     return sum(state.rows.get((start + timedelta(days=j)).isoformat(), 0) for j in range(level))
 
 
+def valid_blocks(spark: SparkSession, state: SourceState, level: int, firsts: Iterable[str]) -> set[str]:
+    """The roll-ups among ``firsts`` whose mark matches their days and spec, and none of whose days is re-tiled now."""
+    marks = partition_marks(spark, rollup_table(state, level), DAY)
+    retiled = set(state.rebuilt)
+    return {d for d in firsts
+            if marks.get(d) == mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level))
+            and not Cover({level: [d]}, []).covered & retiled}
+
+
 def stale_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> dict[int, list[str]]:
     """The roll-ups of ``cover`` to compute now: unmarked, marked with other fingerprints, or over days re-tiled now."""
     out = {}
     for level, firsts in cover.blocks.items():
-        marks = partition_marks(spark, rollup_table(state, level), DAY)
-        retiled = set(state.rebuilt)
-        stale = [d for d in firsts
-                 if marks.get(d) != mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level))
-                 or Cover({level: [d]}, []).covered & retiled]
-        if stale:
+        valid = valid_blocks(spark, state, level, firsts)
+        if stale := [d for d in firsts if d not in valid]:
             out[level] = stale
     return out
 
@@ -156,35 +161,59 @@ def merge_tiles(keys: Sequence[str], tiles: DataFrame, group: str) -> DataFrame:
     return merged.select(*keys, TIME, F.lit(KIND_ROW).cast("tinyint").alias(KIND), SOURCE, *measures, LAST, group)
 
 
-def refresh_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, stale: dict[int, list[str]]) -> None:
-    """Compute the stale roll-ups of each level from the stored daily tiles; each replaces its partition, then is marked.
+def refresh_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, stale: dict[int, list[str]],
+                   levels: Sequence[int]) -> None:
+    """Compute the stale roll-ups, shortest level first; each replaces its partition, then is marked.
 
-    A tile whose time lies outside its roll-up's days (a source row outside its day partition) is
-    kept as a tile of its own in the roll-up's partition, so that no tile moves across an edge.
+    A roll-up is merged from the valid shorter roll-ups stored inside it, longest first (three
+    9-day roll-ups make a 27-day one), and from the daily tiles of its other days. A tile whose
+    time lies outside its roll-up's days (a source row outside its day partition) is kept as a
+    tile of its own in the roll-up's partition, so that no tile moves across an edge.
     """
-    for level, firsts in stale.items():
-        table = rollup_table(state, level)
-        log.info("roll-ups of %s source %s: %d of %d days to compute (%s..%s)", spec.name, state.source, len(firsts),
-                 level, firsts[0], firsts[-1])
-        days = sorted(Cover({level: firsts}, []).covered & state.fingerprints.keys())
-        fps = day_map({d: sql_string(state.fingerprints[d]) for d in days})
-        tiles = spark.table(state.table).where(F.col(DAY).isin(days))
-        tiles = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
-        number = F.floor(F.datediff(F.col(DAY), F.lit(EPOCH_DAY.isoformat())) / level) * level
-        first_us = number.cast("bigint") * F.lit(US_PER_DAY)
-        inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
-        grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
-            .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
-        merged = merge_tiles([*spec.entity_keys, DAY], grouped, "_g").drop("_g")
-        fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
-        rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
-        out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),
-                            fps[F.col(DAY)].alias("source_fingerprint"), F.lit(state.spec_fingerprint).alias("spec_fingerprint"), DAY)
-        comment = (f"{level}-day roll-ups of the daily tiles of source {state.source} of feature set {spec.name} "
-                   "(sparkml-ops build state; recomputed from the tiles when stale)")
-        replace_derived_partitions(out, table, DAY, comment, firsts)
-        marks = {d: mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level)) for d in firsts}
-        mark_partitions(spark, table, DAY, marks)
+    for level in sorted(stale):
+        firsts = stale[level]
+        parts, days, inner = [], Cover({level: firsts}, []).covered, 0
+        for sub in sorted((k for k in levels if k < level), reverse=True):
+            candidates = [d for d in sorted(days) if (date.fromisoformat(d) - EPOCH_DAY).days % sub == 0
+                          and Cover({sub: [d]}, []).covered <= days]
+            if found := sorted(valid_blocks(spark, state, sub, candidates)):
+                parts.append(_checked(spark, rollup_table(state, sub), found, {d: _block_fingerprint(state, d, sub) for d in found},
+                                      state.spec_fingerprint))
+                days -= Cover({sub: found}, []).covered
+                inner += len(found)
+        days &= state.fingerprints.keys()
+        log.info("roll-ups of %s source %s: %d of %d days to compute (%s..%s) from %d shorter roll-up(s) and %d day(s) of tiles",
+                 spec.name, state.source, len(firsts), level, firsts[0], firsts[-1], inner, len(days))
+        if days:
+            parts.append(_checked(spark, state.table, sorted(days), state.fingerprints, state.spec_fingerprint))
+        _write_blocks(spark, spec, state, level, firsts, reduce(lambda a, b: a.unionByName(b), parts))
+
+
+def _checked(spark: SparkSession, table: str, parts: list[str], fingerprints: dict[str, str], spec_fp: str) -> DataFrame:
+    """The rows of partitions ``parts`` of ``table`` whose recorded fingerprints are the expected ones."""
+    fps = day_map({d: sql_string(fingerprints[d]) for d in parts})
+    rows = spark.table(table).where(F.col(DAY).isin(parts))
+    return rows.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == spec_fp))
+
+
+def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, level: int, firsts: list[str],
+                  tiles: DataFrame) -> None:
+    """Merge ``tiles`` (with their day or roll-up ``ds``) into the roll-ups ``firsts`` of ``level``, write and mark them."""
+    number = F.floor(F.datediff(F.col(DAY), F.lit(EPOCH_DAY.isoformat())) / level) * level
+    first_us = number.cast("bigint") * F.lit(US_PER_DAY)
+    inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
+    grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
+        .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
+    merged = merge_tiles([*spec.entity_keys, DAY], grouped, "_g").drop("_g")
+    fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
+    rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
+    out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),
+                        fps[F.col(DAY)].alias("source_fingerprint"), F.lit(state.spec_fingerprint).alias("spec_fingerprint"), DAY)
+    comment = (f"{level}-day roll-ups of the daily tiles of source {state.source} of feature set {spec.name} "
+               "(sparkml-ops build state; recomputed from the tiles when stale)")
+    replace_derived_partitions(out, rollup_table(state, level), DAY, comment, firsts)
+    marks = {d: mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level)) for d in firsts}
+    mark_partitions(spark, rollup_table(state, level), DAY, marks)
 
 
 def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days: Sequence[str],
@@ -203,7 +232,7 @@ def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days
     cover = plan_cover(days, set(days) - set(state.fingerprints) | stored, window_edges(spec, state.source, instants_us), levels)
     cover = _without_empty(cover, stored)
     stale = stale_blocks(spark, state, cover)
-    refresh_blocks(spark, spec, state, stale)
+    refresh_blocks(spark, spec, state, stale, levels)
     parts = [p for p in (read_blocks(spark, state, cover), read_state(spark, spec, state, skip=cover.covered)) if p is not None]
     return (reduce(lambda a, b: a.unionByName(b), parts) if parts else None), cover, stale
 
@@ -217,13 +246,7 @@ def _without_empty(cover: Cover, stored: set[str]) -> Cover:
 
 def read_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> DataFrame | None:
     """The roll-up rows of ``cover``, their fingerprints checked again on the rows."""
-    parts = []
-    for level, firsts in cover.blocks.items():
-        table = rollup_table(state, level)
-        if not table_exists(spark, table):
-            continue
-        fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
-        rows = spark.table(table).where(F.col(DAY).isin(firsts))
-        valid = rows.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
-        parts.append(valid.drop(DAY, *META))
+    parts = [_checked(spark, rollup_table(state, level), firsts, {d: _block_fingerprint(state, d, level) for d in firsts},
+                      state.spec_fingerprint).drop(DAY, *META)
+             for level, firsts in cover.blocks.items() if table_exists(spark, rollup_table(state, level))]
     return reduce(lambda a, b: a.unionByName(b), parts) if parts else None

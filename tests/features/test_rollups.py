@@ -119,6 +119,24 @@ def test_a_build_over_rollups_equals_one_over_daily_tiles_and_reuses_them(spark,
 
 
 @pytest.mark.spark
+def test_a_rollup_is_merged_from_the_shorter_rollups_stored_before_it(spark, feat_settings, make_feature_set, caplog):
+    path, _, _ = make_feature_set(tx_rows=_rows(), spec_text=ROLLUP_SPEC)
+    with_rollups = _levels(feat_settings, (4, 2))
+    spec = load_feature_spec(path, with_rollups)
+    table, day = f"{FEATURES}.{spec.name}", date(2026, 1, 19)
+    # As of 01-10 the edges are 01-10, 01-09 and 01-07: the 2-day roll-up from 01-07 fits, the 4-day one does not.
+    early = build_features(spark, with_rollups, spec, [date(2026, 1, 10)], compute_stats=False, today=TODAY)
+    assert "2026-01-07" in early.rollups_built["tx"]["2d"] and "2026-01-07" not in early.rollups_read["tx"]["4d"]
+    caplog.set_level("INFO", logger="sparkml_ops.features.rollups")
+    later = build_features(spark, with_rollups, spec, [day], compute_stats=False, today=TODAY)
+    assert later.rollups_built["tx"]["4d"] == ["2026-01-07", "2026-01-11"]
+    assert "2 of 4 days to compute (2026-01-07..2026-01-11) from 1 shorter roll-up(s) and 6 day(s) of tiles" in caplog.text
+    over_rollups = _features(spark, table, day)
+    build_features(spark, _levels(feat_settings, ()), spec, [day], compute_stats=False, today=TODAY)
+    _assert_equal(over_rollups, _features(spark, table, day))
+
+
+@pytest.mark.spark
 def test_a_rollup_unmarked_or_dropped_by_hand_is_computed_again(spark, feat_settings, make_feature_set):
     path, _, _ = make_feature_set(tx_rows=_rows(), spec_text=ROLLUP_SPEC)
     settings = _levels(feat_settings, (4,))
