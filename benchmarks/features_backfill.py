@@ -90,7 +90,9 @@ def child(args) -> int:
         dates = as_of_dates()
 
         def fresh(settings=s):
-            spark.sql(f"DROP TABLE IF EXISTS {state_table(settings, spec, 'tx')}")
+            state = state_table(settings, spec, "tx")
+            for table in [state, *(f"{state}_{k}d" for k in settings.features.rollup_days)]:
+                spark.sql(f"DROP TABLE IF EXISTS {table}")
             return build_features(spark, settings, spec, dates, compute_stats=False)
 
         out["engine"] = timed(f"engine, 30 dates, from raw ({args.child})", fresh, args.runs)
