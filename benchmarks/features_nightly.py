@@ -8,11 +8,12 @@ to 90 days).
 First the build of the day before the last is run once, so the tiles of every day but the newest
 are stored. Then, side by side in one run, each timed ``--runs`` times (interleaved):
 * a cycle of ``features.tile_batch_days`` (7) real nights, the figure compared with the target:
-  from the state of the night before them (the tiles of their source days and every roll-up
-  dropped, then the build of that night run, untimed), the nightly builds of the last 7 as-of
-  dates in order, each timed. The first six read their new source day raw; the seventh tiles all
-  seven. Each computes the roll-ups (``features.rollup_days``) it needs and does not find, as
-  nights do in production, so their upkeep is in the mean night;
+  from the state of the night before them (every roll-up and the tiles of their source days and
+  of the 7 days before dropped, then the build of that night run, untimed: it tiles its batch
+  and so computes the roll-ups (``features.rollup_days``) of the six nights after it, as in
+  production), the nightly builds of the last 7 as-of dates in order, each timed. The first six
+  read their new source day raw and compute no roll-up; the seventh tiles all seven and computes
+  the roll-ups of its own cycle, so the upkeep is in the mean night;
 * the nightly build of the last day (statistics off) on a night that tiles nothing: the tiles of
   the newest source day are dropped before each run, so each run reads that day raw, checks the
   fingerprints of the other 89 and reads their roll-ups and tiles;
@@ -124,6 +125,7 @@ def main() -> int:
 
         batch = s.features.tile_batch_days
         batch_days = [(last - timedelta(days=i)).isoformat() for i in range(batch, 0, -1)]  # the newest source days
+        before_days = [(last - timedelta(days=i)).isoformat() for i in range(2 * batch, batch, -1)]  # the batch before them
 
         def drop_tiles(days: list[str]) -> None:
             for day in days:
@@ -144,10 +146,12 @@ def main() -> int:
 
         def cycle():
             """The last ``batch`` nights in order, from the state of the night before them: upkeep included."""
-            drop_tiles(batch_days)
+            drop_tiles(before_days + batch_days)
             for t in rollups:
                 spark.sql(f"DROP TABLE IF EXISTS {t}")
-            build_features(spark, s, spec, [last - timedelta(days=batch)], compute_stats=False)  # the night before
+            # The night before tiles its batch, so it computes the roll-ups of the six nights after it, as in production.
+            before = build_features(spark, s, spec, [last - timedelta(days=batch)], compute_stats=False)
+            assert before.state_rebuilt == {"tx": before_days}, before
             for i in range(batch - 1, -1, -1):
                 cold(spark, [*read, state, *rollups], args.warm_listings)
                 night = timed(f"  night {last - timedelta(days=i)}", lambda i=i: build_features(

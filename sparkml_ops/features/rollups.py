@@ -10,8 +10,10 @@ rest. The sweep (:mod:`sparkml_ops.transforms.sweep`) reads them like any tile: 
 
 Each level is a derived table ``<state table>_<K>d`` partitioned by ``ds``, the first day. A
 roll-up is valid when its mark holds the hash of its K days' source fingerprints and the spec
-fingerprint (:mod:`sparkml_ops.features.state`); one whose day changed, was re-tiled by this build
-or is read raw is stale, and is computed again from the daily tiles before it is read.
+fingerprint (:mod:`sparkml_ops.features.state`); one whose day changed or was re-tiled is stale.
+Roll-ups are computed (from the daily tiles and the shorter roll-ups inside them) only by builds
+that compute tiles, for their own cover and the covers of the nights until the next such build;
+a build in between reads the valid roll-ups there are and daily tiles elsewhere.
 """
 
 from __future__ import annotations
@@ -69,12 +71,14 @@ def window_edges(spec: FeatureSpec, source: str, instants_us: Iterable[int]) -> 
     return {t - src.lag_us - w for t in instants_us for w in spans}
 
 
-def plan_cover(days: Sequence[str], usable: set[str], edges_us: set[int], levels: Sequence[int]) -> Cover:
+def plan_cover(days: Sequence[str], usable: set[str], edges_us: set[int], levels: Sequence[int],
+               available: dict[int, set[str]] | None = None) -> Cover:
     """Cover consecutive ``days`` with the largest aligned roll-ups that no edge cuts; the rest as daily tiles.
 
     A roll-up of K days starting on day ``d`` needs ``d`` aligned (days since 1970 a multiple of K),
-    all K days among ``days`` and ``usable`` (stored tiles, or no partition), and no edge strictly
-    between the start of ``d`` and the start of ``d + K``.
+    all K days among ``days`` and ``usable`` (stored tiles, or no partition), no edge strictly
+    between the start of ``d`` and the start of ``d + K`` and, with ``available`` (level -> first
+    days), to be stored already.
     """
     present = set(days)
     blocks: dict[int, list[str]] = {k: [] for k in levels}
@@ -86,7 +90,8 @@ def plan_cover(days: Sequence[str], usable: set[str], edges_us: set[int], levels
         for k in sorted(levels, reverse=True):
             span = [(first + timedelta(days=j)).isoformat() for j in range(k)]
             lo, hi = number * US_PER_DAY, (number + k) * US_PER_DAY
-            if number % k == 0 and all(d in present and d in usable for d in span) and not any(lo < e < hi for e in edges_us):
+            if number % k == 0 and (available is None or days[i] in available.get(k, ())) \
+                    and all(d in present and d in usable for d in span) and not any(lo < e < hi for e in edges_us):
                 blocks[k].append(days[i])
                 i += k
                 break
@@ -107,11 +112,12 @@ def _block_rows(state: SourceState, first: str, level: int) -> int:
     return sum(state.rows.get((start + timedelta(days=j)).isoformat(), 0) for j in range(level))
 
 
-def valid_blocks(spark: SparkSession, state: SourceState, level: int, firsts: Iterable[str]) -> set[str]:
-    """The roll-ups among ``firsts`` whose mark matches their days and spec, and none of whose days is re-tiled now."""
+def valid_blocks(spark: SparkSession, state: SourceState, level: int, firsts: Iterable[str] | None = None) -> set[str]:
+    """The roll-ups among ``firsts`` (default: all stored) whose mark matches their days and spec, and none of
+    whose days is re-tiled now."""
     marks = partition_marks(spark, rollup_table(state, level), DAY)
     retiled = set(state.rebuilt)
-    return {d for d in firsts
+    return {d for d in (marks if firsts is None else firsts)
             if marks.get(d) == mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level))
             and not Cover({level: [d]}, []).covered & retiled}
 
@@ -217,11 +223,19 @@ def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, le
 
 
 def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days: Sequence[str],
-                instants_us: Iterable[int], levels: Sequence[int]) -> tuple[DataFrame | None, Cover, dict[int, list[str]]]:
+                instants_us: Sequence[int], levels: Sequence[int], lookahead: int = 0
+                ) -> tuple[DataFrame | None, Cover, dict[int, list[str]]]:
     """The stream rows of one events source for points at ``instants_us``: roll-ups where they fit, else daily tiles.
+
+    Roll-ups are computed only by a build that computes tiles (``state.rebuilt``): the roll-ups
+    its cover lacks and those the builds of the next ``lookahead`` days will read, as their days
+    are stored now (the newest days are read raw until the next tiling build). Other builds read
+    the valid roll-ups there are, and daily tiles where one is missing: a roll-up job costs a
+    night more than the tiles it saves.
 
     Args:
         days: the consecutive source days the build reads; those read raw cannot be rolled up.
+        lookahead: the nights after the newest point whose roll-ups to compute (``tile_batch_days`` - 1).
 
     Returns:
         The rows (None without any), the cover read, and the roll-ups computed now per level.
@@ -229,12 +243,27 @@ def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days
     stored = set(state.fingerprints) - set(state.raw)
     if not table_exists(spark, state.table):
         stored = set()
-    cover = plan_cover(days, set(days) - set(state.fingerprints) | stored, window_edges(spec, state.source, instants_us), levels)
-    cover = _without_empty(cover, stored)
-    stale = stale_blocks(spark, state, cover)
-    refresh_blocks(spark, spec, state, stale, levels)
+    usable = set(days) - set(state.fingerprints) | stored
+    edges = window_edges(spec, state.source, instants_us)
+    stale: dict[int, list[str]] = {}
+    if state.rebuilt:
+        cover = _without_empty(plan_cover(days, usable, edges, levels), stored)
+        later = [window_edges(spec, state.source, [max(instants_us) + j * US_PER_DAY]) for j in range(1, lookahead + 1)]
+        covers = [cover, *(_without_empty(plan_cover(_span(e), usable, e, levels), stored) for e in later)]
+        wanted = {k: sorted({d for c in covers for d in c.blocks.get(k, ())}) for k in levels}
+        stale = stale_blocks(spark, state, Cover({k: v for k, v in wanted.items() if v}, []))
+        refresh_blocks(spark, spec, state, stale, levels)
+    else:
+        available = {k: valid_blocks(spark, state, k) for k in levels}
+        cover = _without_empty(plan_cover(days, usable, edges, levels, available), stored)
     parts = [p for p in (read_blocks(spark, state, cover), read_state(spark, spec, state, skip=cover.covered)) if p is not None]
     return (reduce(lambda a, b: a.unionByName(b), parts) if parts else None), cover, stale
+
+
+def _span(edges_us: set[int]) -> list[str]:
+    """The source days from the earliest edge to the latest (excluded): the days a build with these edges reads."""
+    first, last = min(edges_us) // US_PER_DAY, (max(edges_us) - 1) // US_PER_DAY
+    return [(EPOCH_DAY + timedelta(days=n)).isoformat() for n in range(first, last + 1)]
 
 
 def _without_empty(cover: Cover, stored: set[str]) -> Cover:

@@ -64,8 +64,8 @@ def _rows(seed: int = 7) -> list[tuple]:
     return rows
 
 
-def _levels(settings, levels):
-    return settings.model_copy(update={"features": settings.features.model_copy(update={"rollup_days": levels, "tile_batch_days": 1})})
+def _levels(settings, levels, batch=1):
+    return settings.model_copy(update={"features": settings.features.model_copy(update={"rollup_days": levels, "tile_batch_days": batch})})
 
 
 def _features(spark, table: str, day: date) -> dict:
@@ -137,20 +137,53 @@ def test_a_rollup_is_merged_from_the_shorter_rollups_stored_before_it(spark, fea
 
 
 @pytest.mark.spark
-def test_a_rollup_unmarked_or_dropped_by_hand_is_computed_again(spark, feat_settings, make_feature_set):
-    path, _, _ = make_feature_set(tx_rows=_rows(), spec_text=ROLLUP_SPEC)
+def test_a_rollup_unmarked_or_dropped_by_hand_is_read_as_tiles_until_the_next_build_that_tiles(spark, feat_settings, make_feature_set):
+    path, tx, _ = make_feature_set(tx_rows=_rows(), spec_text=ROLLUP_SPEC)
     settings = _levels(feat_settings, (4,))
     spec = load_feature_spec(path, settings)
     day, table = date(2026, 1, 19), f"{FEATURES}.{spec.name}"
-    assert build_features(spark, settings, spec, [day], compute_stats=False, today=TODAY).rollups_built == \
-        {"tx": {"4d": ["2026-01-07", "2026-01-11"]}}
+    build = lambda: build_features(spark, settings, spec, [day], compute_stats=False, today=TODAY)  # noqa: E731
+    assert build().rollups_built == {"tx": {"4d": ["2026-01-07", "2026-01-11"]}}
     want = _features(spark, table, day)
     rollups = f"{FEATURES}.{spec.name}__tx_state_4d"
     spark.sql(f"ALTER TABLE {rollups} DROP PARTITION (ds = '2026-01-07')")
     spark.sql(f"ALTER TABLE {rollups} UNSET TBLPROPERTIES IF EXISTS ('sparkml_ops.mark.2026-01-11')")
-    result = build_features(spark, settings, spec, [day], compute_stats=False, today=TODAY)
-    assert result.rollups_built == {"tx": {"4d": ["2026-01-07", "2026-01-11"]}}
+    # A build that tiles nothing computes no roll-up: it reads the daily tiles where they are gone.
+    untiled = build()
+    assert untiled.rollups_built == {"tx": {}} and untiled.rollups_read == {"tx": {}}
     _assert_equal(_features(spark, table, day), want)
+    # The next build that tiles a day (late data on 01-16, outside both roll-ups) computes them again.
+    spark.sql(f"INSERT INTO {tx} PARTITION (ds='2026-01-16') VALUES ('a', TIMESTAMP'2026-01-16 08:00:00', 5.0, 'm1')")
+    tiled = build()
+    assert tiled.state_rebuilt == {"tx": ["2026-01-16"]} and tiled.rollups_built == {"tx": {"4d": ["2026-01-07", "2026-01-11"]}}
+    assert _features(spark, table, day)["a"]["tx_amount_sum_14d"] == pytest.approx(want["a"]["tx_amount_sum_14d"] + 5.0, rel=1e-9)
+
+
+@pytest.mark.spark
+def test_a_build_that_tiles_computes_the_rollups_of_the_nights_until_the_next_one(spark, feat_settings, make_feature_set):
+    path, _, _ = make_feature_set(tx_rows=_rows(), spec_text=ROLLUP_SPEC)
+    nightly, daily = _levels(feat_settings, (4, 2), batch=3), _levels(feat_settings, (), batch=3)
+    spec = load_feature_spec(path, nightly)
+    table = f"{FEATURES}.{spec.name}"
+    build = lambda settings, day: build_features(spark, settings, spec, [day], compute_stats=False, today=TODAY)  # noqa: E731
+
+    # As of 01-15 the edges are 01-15, 01-14, 01-12 and 01-01; as of 01-16 they are a day later, and 01-15 is read raw:
+    # the roll-ups from 01-11 and 01-13 fit the next two nights, not this one.
+    first = build(nightly, date(2026, 1, 15))
+    assert first.rollups_read == {"tx": {"4d": ["2026-01-03", "2026-01-07"], "2d": ["2026-01-01"]}}
+    assert first.rollups_built == {"tx": {"4d": ["2026-01-03", "2026-01-07"], "2d": ["2026-01-01", "2026-01-11", "2026-01-13"]}}
+    reads = {date(2026, 1, 16): {"4d": ["2026-01-03", "2026-01-07"], "2d": ["2026-01-11", "2026-01-13"]},
+             date(2026, 1, 17): {"4d": ["2026-01-03", "2026-01-07"], "2d": ["2026-01-11"]}}
+    for day, read in reads.items():
+        night = build(nightly, day)
+        assert night.state_rebuilt == {"tx": []} and night.state_raw["tx"] and night.rollups_built == {"tx": {}}
+        assert night.rollups_read == {"tx": read}
+        over_rollups = _features(spark, table, day)
+        build(daily, day)
+        _assert_equal(over_rollups, _features(spark, table, day))
+    # The third night tiles its three raw days, and with them computes roll-ups again.
+    third = build(nightly, date(2026, 1, 18))
+    assert third.state_rebuilt == {"tx": ["2026-01-15", "2026-01-16", "2026-01-17"]} and third.rollups_built["tx"]
 
 
 @pytest.mark.spark
