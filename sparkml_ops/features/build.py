@@ -227,8 +227,7 @@ def build_features(
     instants = [(asof_time(d) - EPOCH) // timedelta(microseconds=1) for d in days]
     tiles, read, built = {}, {}, {}
     for n, st in states.items():
-        rows, cover, stale = read_source(spark, spec, st, _days(*ranges[n]), instants, settings.features.rollup_days,
-                                           settings.features.tile_batch_days - 1)
+        rows, cover, stale = read_source(spark, spec, st, _days(*ranges[n]), instants, settings.features)
         if rows is not None:
             tiles[n] = rows
         read[n], built[n] = _levels(cover.blocks), _levels(stale)

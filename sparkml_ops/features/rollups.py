@@ -28,6 +28,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from sparkml_ops.config import FeaturesSettings
 from sparkml_ops.features.spec import FeatureSpec
 from sparkml_ops.features.state import DAY, META, SourceState, day_map, mark, read_state
 from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions
@@ -223,13 +224,12 @@ def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, le
 
 
 def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days: Sequence[str],
-                instants_us: Sequence[int], levels: Sequence[int], lookahead: int = 0
-                ) -> tuple[DataFrame | None, Cover, dict[int, list[str]]]:
+                instants_us: Sequence[int], settings: FeaturesSettings) -> tuple[DataFrame | None, Cover, dict[int, list[str]]]:
     """The stream rows of one events source for points at ``instants_us``: roll-ups where they fit, else daily tiles.
 
     Roll-ups are computed only by a build that computes tiles (``state.rebuilt``): the roll-ups its
     cover lacks and, for a build of one point (a nightly build), those the builds of the next
-    ``lookahead`` days will read, as their days are stored now (the newest days are read raw until
+    ``tile_batch_days - 1`` days will read, as their days are stored now (the newest days are read raw until
     the next tiling build). Other builds read the valid roll-ups there are, and daily tiles where
     one is missing: a roll-up job costs a night more than the tiles it saves. A backfill's many
     edges leave few roll-ups in its own cover, and it reads each tile once whatever its dates, so
@@ -238,11 +238,12 @@ def read_source(spark: SparkSession, spec: FeatureSpec, state: SourceState, days
 
     Args:
         days: the consecutive source days the build reads; those read raw cannot be rolled up.
-        lookahead: the nights after the newest point whose roll-ups to compute (``tile_batch_days`` - 1).
+        settings: the levels (``rollup_days``) and ``tile_batch_days``, which says when the next build tiles.
 
     Returns:
         The rows (None without any), the cover read, and the roll-ups computed now per level.
     """
+    levels, lookahead = settings.rollup_days, settings.tile_batch_days - 1
     stored = set(state.fingerprints) - set(state.raw)
     if not table_exists(spark, state.table):
         stored = set()
