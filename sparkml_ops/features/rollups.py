@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from sparkml_ops.config import FeaturesSettings
 from sparkml_ops.features.spec import FeatureSpec
-from sparkml_ops.features.state import DAY, META, SourceState, day_map, mark, read_state
+from sparkml_ops.features.state import DAY, META, SourceState, checked_rows, day_map, mark, read_state
 from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions
 from sparkml_ops.io.tables import sql_string, table_exists
 from sparkml_ops.transforms.sweep import KIND, KIND_ROW, LAST, SOURCE, TIME
@@ -52,8 +52,7 @@ class Cover:
     @property
     def covered(self) -> set[str]:
         """The days read inside roll-ups."""
-        return {(date.fromisoformat(d) + timedelta(days=i)).isoformat()
-                for k, firsts in self.blocks.items() for d in firsts for i in range(k)}
+        return {day for k, firsts in self.blocks.items() for d in firsts for day in block_days(d, k)}
 
 
 def rollup_table(state: SourceState, level: int) -> str:
@@ -89,7 +88,7 @@ def plan_cover(days: Sequence[str], usable: set[str], edges_us: set[int], levels
         first = date.fromisoformat(days[i])
         number = (first - EPOCH_DAY).days
         for k in sorted(levels, reverse=True):
-            span = [(first + timedelta(days=j)).isoformat() for j in range(k)]
+            span = block_days(days[i], k)
             lo, hi = number * US_PER_DAY, (number + k) * US_PER_DAY
             if number % k == 0 and (available is None or days[i] in available.get(k, ())) \
                     and all(d in present and d in usable for d in span) and not any(lo < e < hi for e in edges_us):
@@ -102,15 +101,19 @@ def plan_cover(days: Sequence[str], usable: set[str], edges_us: set[int], levels
     return Cover({k: v for k, v in blocks.items() if v}, single)
 
 
-def _block_fingerprint(state: SourceState, first: str, level: int) -> str:
+def block_days(first: str, level: int) -> list[str]:
+    """The ``level`` consecutive days of the roll-up starting on ``first``."""
     start = date.fromisoformat(first)
-    fps = [state.fingerprints.get((start + timedelta(days=j)).isoformat(), ABSENT) for j in range(level)]
+    return [(start + timedelta(days=j)).isoformat() for j in range(level)]
+
+
+def _block_fingerprint(state: SourceState, first: str, level: int) -> str:
+    fps = [state.fingerprints.get(d, ABSENT) for d in block_days(first, level)]
     return hashlib.sha256(" ".join(fps).encode()).hexdigest()[:32]
 
 
 def _block_rows(state: SourceState, first: str, level: int) -> int:
-    start = date.fromisoformat(first)
-    return sum(state.rows.get((start + timedelta(days=j)).isoformat(), 0) for j in range(level))
+    return sum(state.rows.get(d, 0) for d in block_days(first, level))
 
 
 def valid_blocks(spark: SparkSession, state: SourceState, level: int, firsts: Iterable[str] | None = None) -> set[str]:
@@ -120,7 +123,7 @@ def valid_blocks(spark: SparkSession, state: SourceState, level: int, firsts: It
     retiled = set(state.rebuilt)
     return {d for d in (marks if firsts is None else firsts)
             if marks.get(d) == mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level))
-            and not Cover({level: [d]}, []).covered & retiled}
+            and not retiled.intersection(block_days(d, level))}
 
 
 def stale_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> dict[int, list[str]]:
@@ -182,9 +185,9 @@ def refresh_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, s
         parts, days, inner = [], Cover({level: firsts}, []).covered, 0
         for sub in sorted((k for k in levels if k < level), reverse=True):
             candidates = [d for d in sorted(days) if (date.fromisoformat(d) - EPOCH_DAY).days % sub == 0
-                          and Cover({sub: [d]}, []).covered <= days]
+                          and days.issuperset(block_days(d, sub))]
             if found := sorted(valid_blocks(spark, state, sub, candidates)):
-                parts.append(_checked(spark, rollup_table(state, sub), found, {d: _block_fingerprint(state, d, sub) for d in found},
+                parts.append(checked_rows(spark, rollup_table(state, sub), found, {d: _block_fingerprint(state, d, sub) for d in found},
                                       state.spec_fingerprint))
                 days -= Cover({sub: found}, []).covered
                 inner += len(found)
@@ -192,15 +195,8 @@ def refresh_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, s
         log.info("roll-ups of %s source %s: %d of %d days to compute (%s..%s) from %d shorter roll-up(s) and %d day(s) of tiles",
                  spec.name, state.source, len(firsts), level, firsts[0], firsts[-1], inner, len(days))
         if days:
-            parts.append(_checked(spark, state.table, sorted(days), state.fingerprints, state.spec_fingerprint))
+            parts.append(checked_rows(spark, state.table, sorted(days), state.fingerprints, state.spec_fingerprint))
         _write_blocks(spark, spec, state, level, firsts, reduce(lambda a, b: a.unionByName(b), parts))
-
-
-def _checked(spark: SparkSession, table: str, parts: list[str], fingerprints: dict[str, str], spec_fp: str) -> DataFrame:
-    """The rows of partitions ``parts`` of ``table`` whose recorded fingerprints are the expected ones."""
-    fps = day_map({d: sql_string(fingerprints[d]) for d in parts})
-    rows = spark.table(table).where(F.col(DAY).isin(parts))
-    return rows.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == spec_fp))
 
 
 def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, level: int, firsts: list[str],
@@ -273,14 +269,14 @@ def _span(edges_us: set[int]) -> list[str]:
 
 def _without_empty(cover: Cover, stored: set[str]) -> Cover:
     """The cover without roll-ups over days that have no stored tiles at all (no source partition)."""
-    blocks = {k: [d for d in firsts if Cover({k: [d]}, []).covered & stored] for k, firsts in cover.blocks.items()}
+    blocks = {k: [d for d in firsts if stored.intersection(block_days(d, k))] for k, firsts in cover.blocks.items()}
     blocks = {k: v for k, v in blocks.items() if v}
     return Cover(blocks, sorted(set(cover.days) | (cover.covered - Cover(blocks, []).covered)))
 
 
 def read_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> DataFrame | None:
     """The roll-up rows of ``cover``, their fingerprints checked again on the rows."""
-    parts = [_checked(spark, rollup_table(state, level), firsts, {d: _block_fingerprint(state, d, level) for d in firsts},
+    parts = [checked_rows(spark, rollup_table(state, level), firsts, {d: _block_fingerprint(state, d, level) for d in firsts},
                       state.spec_fingerprint).drop(DAY, *META)
              for level, firsts in cover.blocks.items() if table_exists(spark, rollup_table(state, level))]
     return reduce(lambda a, b: a.unionByName(b), parts) if parts else None

@@ -154,6 +154,13 @@ def day_map(values: dict[str, str]) -> Column:
     return F.expr("map(" + ", ".join(f"{sql_string(d)}, {v}" for d, v in values.items()) + ")")
 
 
+def checked_rows(spark: SparkSession, table: str, parts: list[str], fingerprints: dict[str, str], spec_fp: str) -> DataFrame:
+    """The rows of partitions ``parts`` (of ``DAY``) of ``table`` whose recorded fingerprints are the expected ones."""
+    fps = day_map({d: sql_string(fingerprints[d]) for d in parts})
+    rows = spark.table(table).where(F.col(DAY).isin(parts))
+    return rows.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == spec_fp))
+
+
 def refresh_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) -> None:
     """Compute the tiles of the stale days of ``state`` in one pass; each replaces its day, then is marked valid.
 
@@ -182,10 +189,7 @@ def read_state(spark: SparkSession, spec: FeatureSpec, state: SourceState, skip:
     parts = []
     wanted = [d for d in state.fingerprints if d not in state.raw and d not in skip]
     if wanted and table_exists(spark, state.table):
-        fps = day_map({d: sql_string(state.fingerprints[d]) for d in wanted})
-        tiles = spark.table(state.table).where(F.col(DAY).isin(wanted))
-        valid = tiles.where((F.col("source_fingerprint") == fps[F.col(DAY)]) & (F.col("spec_fingerprint") == state.spec_fingerprint))
-        parts.append(valid.drop(DAY, *META))
+        parts.append(checked_rows(spark, state.table, wanted, state.fingerprints, state.spec_fingerprint).drop(DAY, *META))
     if state.raw:
         index = list(spec.sources).index(src.name)
         rows = prepare_source(spec, src, spark.table(src.table).where(F.col(src.partition_column).isin(state.raw)))
