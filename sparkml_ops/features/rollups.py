@@ -207,7 +207,8 @@ def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, le
     inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
     grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
         .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
-    merged = merge_tiles([*spec.entity_keys, DAY], grouped, "_g").drop("_g")
+    # Rows shuffled by roll-up once, for the merge and for the write of one file per roll-up (no second shuffle).
+    merged = merge_tiles([*spec.entity_keys, DAY], grouped.repartition(DAY) if len(firsts) > 1 else grouped, "_g").drop("_g")
     fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
     rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
     out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),

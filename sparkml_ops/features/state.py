@@ -139,9 +139,10 @@ def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, state: Sourc
     rows = prepare_source(spec, src, raw)
     defs, _ = events_plan(spec, src, index, rows)
     grid, phase = tile_grid(spec, src)
-    tiles = (rows.withColumn(DAY, F.col(src.partition_column))
-             .transform(event_rows(spec.entity_keys, src.time_column, defs, index, keep=[DAY]))
-             .transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY)))
+    events = rows.withColumn(DAY, F.col(src.partition_column)).transform(event_rows(spec.entity_keys, src.time_column, defs,
+                                                                                    index, keep=[DAY]))
+    # Rows shuffled by day once, for the grouping and for the write of one file per day (no second shuffle).
+    tiles = (events.repartition(DAY) if len(days) > 1 else events).transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY))
     lookup = day_map({d: f"CAST({state.rows[d]} AS BIGINT)" for d in days})
     fps = day_map({d: sql_string(state.fingerprints[d]) for d in days})
     return tiles.select(*[c for c in tiles.columns if c != DAY], lookup[F.col(DAY)].alias("source_rows"),

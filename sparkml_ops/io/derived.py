@@ -61,8 +61,10 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
 
     Columns may be of any Spark type (lists included); ``partition`` is the last column of ``df``,
     and its values are among ``values``. Rows are gathered into one file per partition, which
-    later reads of many partitions prefer. One value is written as a static partition (no sort
-    by partition, and the partition exists afterwards even without rows).
+    later reads of many partitions prefer: a ``df`` already hash-partitioned by ``partition`` is
+    written as it is (Spark drops the repartition), so its producer can shuffle once for both.
+    One value is written as a static partition (no sort by partition, and the partition exists
+    afterwards even without rows).
     """
     spark = df.sparkSession
     wanted = {f.name: f.dataType.simpleString() for f in df.schema.fields}
@@ -74,7 +76,9 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
         df.limit(0).write.format("parquet").partitionBy(partition).option("comment", comment).saveAsTable(table)
     if len(values) == 1:
         view = f"_sparkml_ops_derived_{abs(hash((table, values[0])))}"
-        df.select(*[c for c in wanted if c != partition]).coalesce(1).createOrReplaceTempView(view)
+        # repartition, not coalesce: a coalesce to one partition would run the whole stage that computes
+        # ``df`` (an aggregate of a roll-up) in one task; the extra shuffle of its result costs less.
+        df.select(*[c for c in wanted if c != partition]).repartition(1).createOrReplaceTempView(view)
         try:
             with write_settings(spark, wanted):
                 spark.sql(f"INSERT OVERWRITE TABLE {table} PARTITION ({partition} = {sql_string(values[0])}) SELECT * FROM {view}")
