@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from sparkml_ops.config import FeaturesSettings
 from sparkml_ops.features.spec import FeatureSpec
 from sparkml_ops.features.state import DAY, META, SourceState, checked_rows, day_map, mark, read_state
-from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions
+from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions, shuffled_for_write
 from sparkml_ops.io.tables import sql_string, table_exists
 from sparkml_ops.transforms.sweep import KIND, KIND_ROW, LAST, SOURCE, TIME
 from sparkml_ops.transforms.windows import US_PER_DAY
@@ -207,8 +207,7 @@ def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, le
     inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
     grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
         .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
-    # Rows shuffled by roll-up once, for the merge and for the write of one file per roll-up (no second shuffle).
-    merged = merge_tiles([*spec.entity_keys, DAY], grouped.repartition(DAY) if len(firsts) > 1 else grouped, "_g").drop("_g")
+    merged = merge_tiles([*spec.entity_keys, DAY], shuffled_for_write(grouped, DAY, firsts), "_g").drop("_g")
     fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
     rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
     out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),

@@ -27,7 +27,9 @@ from pyspark.sql import functions as F
 from sparkml_ops.config import Settings
 from sparkml_ops.features.compute import events_plan, prepare_source
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec
-from sparkml_ops.io.derived import mark_partitions, partition_fingerprints, partition_marks, replace_derived_partitions
+from sparkml_ops.io.derived import (
+    mark_partitions, partition_fingerprints, partition_marks, replace_derived_partitions, shuffled_for_write,
+)
 from sparkml_ops.io.tables import sql_string, table_exists
 from sparkml_ops.transforms.windows import US_PER_DAY, daily_tiles, event_rows, event_tiles
 
@@ -141,8 +143,7 @@ def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, state: Sourc
     grid, phase = tile_grid(spec, src)
     events = rows.withColumn(DAY, F.col(src.partition_column)).transform(event_rows(spec.entity_keys, src.time_column, defs,
                                                                                     index, keep=[DAY]))
-    # Rows shuffled by day once, for the grouping and for the write of one file per day (no second shuffle).
-    tiles = (events.repartition(DAY) if len(days) > 1 else events).transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY))
+    tiles = shuffled_for_write(events, DAY, days).transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY))
     lookup = day_map({d: f"CAST({state.rows[d]} AS BIGINT)" for d in days})
     fps = day_map({d: sql_string(state.fingerprints[d]) for d in days})
     return tiles.select(*[c for c in tiles.columns if c != DAY], lookup[F.col(DAY)].alias("source_rows"),
