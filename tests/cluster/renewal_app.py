@@ -74,16 +74,19 @@ def main(conf_dir: str, state_dir: str, webhdfs: str, hdfs_dir: str) -> int:
     table = f"default.renewal_{PurePosixPath(hdfs_dir).name}"
     with spark_session(settings, app_name="sparkml-ops-test-renewal") as spark:
         first = hdfs_token(spark)
+        # Checked at once: the token dies 60 s after issue, and the writes below can take that long on a
+        # loaded box (a check after them was seen refused, 403, before the token's time was up for sure).
+        status_before, checked_at = status_with(webhdfs, hdfs_dir, first["url"]), time.time()
         storage = open_storage(settings.registry)
         spark.sql(f"CREATE TABLE {table} (phase STRING) STORED AS PARQUET LOCATION '{hdfs_dir}/table'")
         write_phase(spark, storage, hdfs_dir, table, "before")
-        status_before = status_with(webhdfs, hdfs_dir, first["url"])
         rejected_at = wait_until_rejected(webhdfs, hdfs_dir, first["url"])
         write_phase(spark, storage, hdfs_dir, table, "after")
         result = {
             "first": {k: v for k, v in first.items() if k != "url"},
             "current": {k: v for k, v in hdfs_token(spark).items() if k != "url"},
             "status_before": status_before,
+            "status_checked_at": checked_at,
             "first_rejected_at": rejected_at,
             "parquet": sorted(r.phase for r in spark.read.parquet(f"{hdfs_dir}/parquet").collect()),
             "table": sorted(r.phase for r in spark.table(table).collect()),
