@@ -9,7 +9,6 @@ deploy run of their own.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import subprocess
@@ -71,22 +70,6 @@ def test_smoke_test_and_publish_run_as_the_environment_principal(run, builds, se
     assert edge_hdfs.status(f"{run.hdfs_dir}/_audit/dev.jsonl")["owner"] == "svc-sparkml"
 
 
-@contextlib.contextmanager
-def kdc_unreachable_from(host: str, secure: dict):
-    """``host``'s /etc/krb5.conf names a KDC port where nothing listens, until the block ends.
-
-    The file is rewritten in place: the host's sshd has this very file mounted on /etc/krb5.conf.
-    """
-    conf = HOSTS / "hosts" / host / "krb5.conf"
-    good = conf.read_text()
-    port = secure["kdc_address"].rsplit(":", 1)[1]
-    conf.write_text(good.replace(f"10.77.0.1:{port}", "10.77.0.1:9"))
-    try:
-        yield
-    finally:
-        conf.write_text(good)
-
-
 def failed_deploy(run: DeployRun, build: str, *sets: str) -> tuple[int, str]:
     """``fab deploy`` of ``build`` to dev with ``sets``; its exit code and its one error line."""
     res = fab_dev(run, "deploy", "--env", "dev", "--build", build, sets=sets)
@@ -146,11 +129,15 @@ def test_a_principal_missing_from_the_keytab_is_refused_before_any_login(run, bu
 
 def test_a_kdc_the_edge_node_cannot_reach_exits_6_and_changes_nothing(run, builds, secure, edge_keytab, edge_hdfs):
     a, b = builds
-    with kdc_unreachable_from("dev1", secure):
-        code, error = failed_deploy(run, b)
+    # dev1's krb5.conf also names UNREACHABLE.TEST, whose KDC port nobody listens on, and dev1 holds a keytab of
+    # it (scripts/sshd-hosts). Breaking the cluster realm's KDC entry instead broke the deploys that other test
+    # files ran to dev1 at the same time, on the other worker.
+    principal = f"{secure['job_principal'].split('@')[0]}@UNREACHABLE.TEST"
+    keytab = str(Path(edge_keytab).with_name("unreachable.keytab"))
+    code, error = failed_deploy(run, b, f"deploy.kerberos.principal={principal}", f"deploy.kerberos.keytab={keytab}")
     assert code == 6
-    assert re.search(rf"dev1: the Kerberos KDC cannot be reached to log in {re.escape(secure['job_principal'])} from "
-                     rf"keytab {re.escape(edge_keytab)}: kinit: Cannot contact any KDC for realm '{secure['realm']}'.*"
+    assert re.search(rf"dev1: the Kerberos KDC cannot be reached to log in {re.escape(principal)} from "
+                     rf"keytab {re.escape(keytab)}: kinit: Cannot contact any KDC for realm 'UNREACHABLE.TEST'.*"
                      r"Check the realm's KDC in /etc/krb5\.conf on dev1 and that dev1 can reach it; retrying later is safe\.$",
                      error), error
     assert_nothing_changed(run, edge_hdfs, a, b, error)
