@@ -162,7 +162,6 @@ def compute_features(spec: FeatureSpec, frames: Mapping[str, DataFrame], points:
     Returns:
         entity keys, ``point_col`` (and the other passed-through columns), then :func:`feature_columns`
         in order: one row per point row, or one row per entity known to any source at each as-of date.
-        The stream's shuffle has run by then (:func:`~sparkml_ops.transforms.windows.window_features`).
     """
     stream = feature_stream(spec, frames, points, point_col, tiled)
     out = stream.rows.transform(window_features(stream.plan, output_schema(stream.plan, stream.types)))

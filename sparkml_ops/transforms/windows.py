@@ -154,10 +154,7 @@ def output_schema(plan: SweepPlan, types: Mapping[str, str]) -> StructType:
 def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame], DataFrame]:
     """Stream rows of every source (and point rows) -> one row per point with every feature of ``plan``.
 
-    One shuffle by the entity keys, one sort by time within each partition, one pass. The pass reads
-    the sorted rows as Catalyst's internal rows (``sparkmlops.Sweep``), so with adaptive execution on
-    (the default) the shuffle runs here, when the frame is made, and the sort and the pass when it is
-    used; its plan shows the pass's input as an RDD scan (``explain`` the stream to see the sources).
+    One shuffle by the entity keys, one sort by time within each partition, one pass.
     """
 
     def apply(stream: DataFrame) -> DataFrame:

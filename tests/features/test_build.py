@@ -161,7 +161,7 @@ def test_missing_history_days_are_allowed_but_the_latest_day_is_required(spark, 
 
 def test_all_windows_and_dates_come_from_one_scan_of_the_source(spark, feat_settings, make_feature_set):
     from sparkml_ops.features.build import asof_time, load_sources, source_days
-    from sparkml_ops.features.compute import feature_stream
+    from sparkml_ops.features.compute import compute_features
 
     path, tx, _ = make_feature_set()
     spec = load_feature_spec(path, feat_settings)
@@ -169,7 +169,6 @@ def test_all_windows_and_dates_come_from_one_scan_of_the_source(spark, feat_sett
     days = [date(2026, 1, 9), date(2026, 1, 10)]
     spans = [source_days(src, asof_time(d), spec.max_window_us("tx")) for d in days]
     frames = load_sources(spark, spec, {"tx": (spans[0][0], spans[-1][1])}, {"tx": [s[1].isoformat() for s in spans]})
-    # The stream is what the one pass reads (compute_features); it shows the scans, the pass's frame an RDD.
-    stream = feature_stream(spec, frames, {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}, "as_of_date")
-    plan = stream.rows._jdf.queryExecution().optimizedPlan().toString()
+    out = compute_features(spec, frames, {d.isoformat(): asof_time(d).strftime("%Y-%m-%d %H:%M:%S") for d in days}, "as_of_date")
+    plan = out._jdf.queryExecution().optimizedPlan().toString()
     assert plan.count(tx.split(".")[1]) == 1  # 2 dates x 2 windows x 5 aggregates, one read of the table

@@ -14,18 +14,13 @@ import java.util.Objects;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import org.apache.spark.api.java.function.FlatMapFunction;
-import org.apache.spark.rdd.RDD;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.catalyst.InternalRow;
-import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
-import org.apache.spark.sql.catalyst.util.ArrayData;
-import org.apache.spark.sql.classic.SparkSession;
-import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.unsafe.types.UTF8String;
 
 /**
  * Point-in-time window aggregates over one stream sorted by (entity, time): the core of the feature engine.
@@ -48,12 +43,10 @@ import org.apache.spark.unsafe.types.UTF8String;
  * </ul>
  *
  * <p>Why in the JVM: the same arithmetic in Python workers cost as much as the sort before it, most of it in
- * handing rows over as Arrow batches (docs/benchmarks.md). Why over Catalyst's {@link InternalRow}s and not
- * {@code Dataset.mapPartitions}: its encoders turn every value of every stream row into a Java object (strings,
- * lists of distinct values) and back, which cost more than the sweep's arithmetic. The plan comes from
+ * handing rows over as Arrow batches (docs/benchmarks.md). The plan comes from
  * {@code sparkml_ops/transforms/sweep.py} as JSON; the semantics are those of docs/features.md.
  */
-public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
+public final class Sweep implements MapPartitionsFunction<Row, Row> {
     private static final long serialVersionUID = 1L;
     static final long US_PER_DAY = 86_400L * 1_000_000L;
     static final int KIND_POINT = 0;
@@ -68,12 +61,11 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
     public static Dataset<Row> apply(Dataset<Row> ordered, String planJson, String outputSchemaJson) {
         StructType out = (StructType) DataType.fromJson(outputSchemaJson);
         Plan plan = Plan.parse(planJson, ordered.schema(), out);
-        RDD<InternalRow> swept = ordered.queryExecution().toRdd().toJavaRDD().mapPartitions(new Sweep(plan)).rdd();
-        return ((SparkSession) ordered.sparkSession()).internalCreateDataFrame(swept, out, false);
+        return ordered.mapPartitions(new Sweep(plan), Encoders.row(out));
     }
 
     @Override
-    public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
+    public Iterator<Row> call(Iterator<Row> rows) {
         return new Entities(plan, rows);
     }
 
@@ -85,13 +77,10 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         final String kind; // count, numeric or distinct
         final int value;   // the single value (raw rows), or the tile's distinct values
         final int n, s, lo, hi, q; // tile statistics (tiled sources)
-        final DataType type; // of the value (of a tile's distinct values: of their elements)
 
         MeasurePlan(String column, String kind, StructType in) {
             this.kind = kind;
             this.value = ordinal(in, column);
-            DataType declared = value < 0 ? null : in.fields()[value].dataType();
-            this.type = declared instanceof ArrayType ? ((ArrayType) declared).elementType() : declared;
             this.n = ordinal(in, column + "_n");
             this.s = ordinal(in, column + "_s");
             this.lo = ordinal(in, column + "_lo");
@@ -157,7 +146,6 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         private static final long serialVersionUID = 1L;
         final int source;
         final int[] values, slots; // input ordinals, output slots
-        final DataType[] types;
         final long lag;
 
         AttributesPlan(JsonNode node, StructType in, StructType out) {
@@ -169,15 +157,12 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
                 values[i] = in.fieldIndex(vs.get(i).asText());
             }
             slots = ordinals(vs, out);
-            types = types(values, in);
         }
     }
 
     static final class Plan implements Serializable {
         private static final long serialVersionUID = 1L;
         final int[] keys, keySlots, payload, payloadSlots;
-        final DataType[] keyTypes, payloadTypes;
-        final DataType kindType, srcType;
         final int time, kind, src, last;
         final EventsPlan[] events;
         final AttributesPlan[] attributes;
@@ -206,13 +191,9 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
                 asOfNames = null;
                 asOfInstants = null;
             }
-            keyTypes = types(keys, in);
-            payloadTypes = types(payload, in);
             time = in.fieldIndex("_t");
             kind = in.fieldIndex("_kind");
             src = ordinal(in, "_src");
-            kindType = in.fields()[kind].dataType();
-            srcType = src < 0 ? null : in.fields()[src].dataType();
             last = ordinal(in, "_last");
             JsonNode es = node.get("events");
             events = new EventsPlan[es.size()];
@@ -240,19 +221,6 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         return Arrays.asList(schema.fieldNames()).indexOf(name);
     }
 
-    /** The integer at {@code ordinal} of {@code r}, of whichever integral type the stream gave the column. */
-    static long integer(InternalRow r, int ordinal, DataType type) {
-        return ((Number) r.get(ordinal, type)).longValue();
-    }
-
-    static DataType[] types(int[] ordinals, StructType schema) {
-        DataType[] out = new DataType[ordinals.length];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = schema.fields()[ordinals[i]].dataType();
-        }
-        return out;
-    }
-
     static int[] ordinals(JsonNode names, StructType schema) {
         int[] out = new int[names.size()];
         for (int i = 0; i < out.length; i++) {
@@ -264,18 +232,18 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
     // -------------------------------------------------------------------------------------------- entities
 
     /** The output rows of a partition, computed entity by entity (each entity's rows are consecutive). */
-    static final class Entities implements Iterator<InternalRow> {
+    static final class Entities implements Iterator<Row> {
         private final Plan plan;
-        private final Iterator<InternalRow> in;
-        private final List<InternalRow> entity = new ArrayList<>();
-        private InternalRow next; // first row of the next entity
+        private final Iterator<Row> in;
+        private final List<Row> entity = new ArrayList<>();
+        private Row next; // first row of the next entity
         private List<Object[]> ready = Collections.emptyList();
         private int readyAt;
 
-        Entities(Plan plan, Iterator<InternalRow> in) {
+        Entities(Plan plan, Iterator<Row> in) {
             this.plan = plan;
             this.in = in;
-            this.next = in.hasNext() ? in.next().copy() : null; // the sort hands out one reused row
+            this.next = in.hasNext() ? in.next() : null;
         }
 
         @Override
@@ -288,7 +256,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
                 entity.add(next);
                 next = null;
                 while (in.hasNext()) {
-                    InternalRow row = in.next().copy();
+                    Row row = in.next();
                     if (!sameEntity(entity.get(0), row)) {
                         next = row;
                         break;
@@ -302,18 +270,16 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         }
 
         @Override
-        public InternalRow next() {
+        public Row next() {
             if (!hasNext()) {
                 throw new NoSuchElementException();
             }
-            return new GenericInternalRow(ready.get(readyAt++));
+            return RowFactory.create(ready.get(readyAt++));
         }
 
-        private boolean sameEntity(InternalRow a, InternalRow b) {
-            for (int i = 0; i < plan.keys.length; i++) {
-                int k = plan.keys[i];
-                DataType type = plan.keyTypes[i];
-                if (!Objects.equals(a.get(k, type), b.get(k, type))) { // NULL keys are one entity, as in the sort
+        private boolean sameEntity(Row a, Row b) {
+            for (int k : plan.keys) {
+                if (!Objects.equals(a.get(k), b.get(k))) { // NULL keys are one entity, as in the sort
                     return false;
                 }
             }
@@ -324,14 +290,14 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
     /** Every feature at every point of one entity. */
     static final class EntitySweep {
         private final Plan plan;
-        private final List<InternalRow> rows;
-        private final InternalRow first;
+        private final List<Row> rows;
+        private final Row first;
         private final long[] instants; // the points' instants
-        private final InternalRow[] pointRows; // a training set's point rows (null for a build)
+        private final Row[] pointRows; // a training set's point rows (null for a build)
         private final Object[][] out;
         private final boolean[] present;
 
-        EntitySweep(Plan plan, List<InternalRow> rows) {
+        EntitySweep(Plan plan, List<Row> rows) {
             this.plan = plan;
             this.rows = rows;
             this.first = rows.get(0);
@@ -339,13 +305,13 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
                 instants = plan.asOfInstants;
                 pointRows = null;
             } else {
-                List<InternalRow> points = new ArrayList<>();
-                for (InternalRow r : rows) {
+                List<Row> points = new ArrayList<>();
+                for (Row r : rows) {
                     if (kind(r) == KIND_POINT) {
                         points.add(r);
                     }
                 }
-                pointRows = points.toArray(new InternalRow[0]);
+                pointRows = points.toArray(new Row[0]);
                 instants = new long[pointRows.length];
                 for (int p = 0; p < instants.length; p++) {
                     instants[p] = pointRows[p].getLong(plan.time);
@@ -360,15 +326,15 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
                 return Collections.emptyList();
             }
             for (int p = 0; p < instants.length; p++) {
-                InternalRow keysOf = pointRows == null ? first : pointRows[p];
+                Row keysOf = pointRows == null ? first : pointRows[p];
                 for (int k = 0; k < plan.keys.length; k++) {
-                    out[p][plan.keySlots[k]] = keysOf.get(plan.keys[k], plan.keyTypes[k]);
+                    out[p][plan.keySlots[k]] = keysOf.get(plan.keys[k]);
                 }
                 if (pointRows == null) {
-                    out[p][plan.payloadSlots[0]] = UTF8String.fromString(plan.asOfNames[p]);
+                    out[p][plan.payloadSlots[0]] = plan.asOfNames[p];
                 } else {
                     for (int k = 0; k < plan.payload.length; k++) {
-                        out[p][plan.payloadSlots[k]] = pointRows[p].get(plan.payload[k], plan.payloadTypes[k]);
+                        out[p][plan.payloadSlots[k]] = pointRows[p].get(plan.payload[k]);
                     }
                 }
             }
@@ -387,18 +353,18 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             return result;
         }
 
-        private int kind(InternalRow r) {
-            return (int) integer(r, plan.kind, plan.kindType);
+        private int kind(Row r) {
+            return ((Number) r.get(plan.kind)).intValue();
         }
 
         /** The entity's rows of source {@code source}, in time order. */
-        private List<InternalRow> of(int source) {
-            List<InternalRow> picked = new ArrayList<>();
+        private List<Row> of(int source) {
+            List<Row> picked = new ArrayList<>();
             if (plan.src < 0) {
                 return picked;
             }
-            for (InternalRow r : rows) {
-                if (kind(r) != KIND_POINT && !r.isNullAt(plan.src) && integer(r, plan.src, plan.srcType) == source) {
+            for (Row r : rows) {
+                if (kind(r) != KIND_POINT && !r.isNullAt(plan.src) && ((Number) r.get(plan.src)).intValue() == source) {
                     picked.add(r);
                 }
             }
@@ -406,14 +372,14 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         }
 
         /** The values of the latest row known strictly before each point's cutoff (NULL without one). */
-        private void attributes(AttributesPlan ap, List<InternalRow> known) {
+        private void attributes(AttributesPlan ap, List<Row> known) {
             long[] t = times(known, plan.time);
             for (int p = 0; p < instants.length; p++) {
                 int last = lowerBound(t, instants[p] - ap.lag) - 1;
                 if (last >= 0) {
                     present[p] = true;
                     for (int v = 0; v < ap.values.length; v++) {
-                        out[p][ap.slots[v]] = known.get(last).get(ap.values[v], ap.types[v]);
+                        out[p][ap.slots[v]] = known.get(last).get(ap.values[v]);
                     }
                 }
             }
@@ -423,7 +389,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
     /** Every aggregate and the recency of one events source at every point of one entity. */
     static final class EventsSweep {
         private final EventsPlan ep;
-        private final List<InternalRow> rows;
+        private final List<Row> rows;
         private final int n;
         private final long[] t, cutoff;
         private final int[] hi; // per point: index of the first row at or after the cutoff
@@ -431,7 +397,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         private final EntitySweep entity;
         private final Map<Long, int[]> starts = new HashMap<>();
 
-        EventsSweep(EventsPlan ep, List<InternalRow> rows, EntitySweep entity) {
+        EventsSweep(EventsPlan ep, List<Row> rows, EntitySweep entity) {
             this.ep = ep;
             this.rows = rows;
             this.entity = entity;
@@ -522,7 +488,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             long[] out = new long[n];
             long best = Long.MIN_VALUE;
             for (int i = 0; i < n; i++) {
-                InternalRow r = rows.get(i);
+                Row r = rows.get(i);
                 if (!r.isNullAt(col)) {
                     best = Math.max(best, r.getLong(col));
                 }
@@ -534,7 +500,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         private long[] countInputs(MeasurePlan measure) {
             long[] c = new long[n];
             for (int i = 0; i < n; i++) {
-                InternalRow r = rows.get(i);
+                Row r = rows.get(i);
                 if (ep.tiled) {
                     c[i] = measure.n < 0 || r.isNullAt(measure.n) ? 0 : r.getLong(measure.n);
                 } else {
@@ -605,14 +571,12 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             Map<Object, Long> nextSeen = new HashMap<>();
             // From the newest row back, so each occurrence learns when its value occurs next.
             for (int i = n - 1; i >= 0; i--) {
-                InternalRow r = rows.get(i);
+                Row r = rows.get(i);
                 if (r.isNullAt(measure.value)) {
                     continue;
                 }
-                ArrayData tile = ep.tiled ? r.getArray(measure.value) : null;
-                int count = ep.tiled ? tile.numElements() : 1;
-                for (int j = 0; j < count; j++) {
-                    Object value = ep.tiled ? (tile.isNullAt(j) ? null : tile.get(j, measure.type)) : r.get(measure.value, measure.type);
+                List<Object> values = ep.tiled ? r.getList(measure.value) : Collections.singletonList(r.get(measure.value));
+                for (Object value : values) {
                     if (value == null) {
                         continue;
                     }
@@ -648,7 +612,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         final long[] n;
         final double[] s, lo, hi, mean, m2;
 
-        Numeric(List<InternalRow> rows, MeasurePlan m, boolean tiled) {
+        Numeric(List<Row> rows, MeasurePlan m, boolean tiled) {
             int size = rows.size();
             n = new long[size];
             s = new double[size];
@@ -657,7 +621,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             mean = new double[size];
             m2 = new double[size];
             for (int i = 0; i < size; i++) {
-                InternalRow r = rows.get(i);
+                Row r = rows.get(i);
                 if (tiled) {
                     n[i] = stat(r, m.n, 0);
                     s[i] = stat(r, m.s, 0.0);
@@ -677,11 +641,11 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             }
         }
 
-        private static double stat(InternalRow r, int ordinal, double fill) {
+        private static double stat(Row r, int ordinal, double fill) {
             return ordinal < 0 || r.isNullAt(ordinal) ? fill : r.getDouble(ordinal);
         }
 
-        private static long stat(InternalRow r, int ordinal, long fill) {
+        private static long stat(Row r, int ordinal, long fill) {
             return ordinal < 0 || r.isNullAt(ordinal) ? fill : r.getLong(ordinal);
         }
     }
@@ -774,7 +738,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
 
     // ----------------------------------------------------------------------------------------------- helpers
 
-    static long[] times(List<InternalRow> rows, int ordinal) {
+    static long[] times(List<Row> rows, int ordinal) {
         long[] t = new long[rows.size()];
         for (int i = 0; i < t.length; i++) {
             t[i] = rows.get(i).getLong(ordinal);
