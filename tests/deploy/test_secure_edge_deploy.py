@@ -132,12 +132,13 @@ def test_a_kdc_the_edge_node_cannot_reach_exits_6_and_changes_nothing(run, build
     # dev1's krb5.conf also names UNREACHABLE.TEST, whose KDC port nobody listens on, and dev1 holds a keytab of
     # it (scripts/sshd-hosts). Breaking the cluster realm's KDC entry instead broke the deploys that other test
     # files ran to dev1 at the same time, on the other worker.
-    principal = f"{secure['job_principal'].split('@')[0]}@UNREACHABLE.TEST"
+    realm = "UNREACHABLE.TEST"
+    principal = f"{secure['job_principal'].split('@')[0]}@{realm}"
     keytab = str(Path(edge_keytab).with_name("unreachable.keytab"))
     code, error = failed_deploy(run, b, f"deploy.kerberos.principal={principal}", f"deploy.kerberos.keytab={keytab}")
     assert code == 6
     assert re.search(rf"dev1: the Kerberos KDC cannot be reached to log in {re.escape(principal)} from "
-                     rf"keytab {re.escape(keytab)}: kinit: Cannot contact any KDC for realm 'UNREACHABLE.TEST'.*"
+                     rf"keytab {re.escape(keytab)}: kinit: Cannot contact any KDC for realm '{realm}'.*"
                      r"Check the realm's KDC in /etc/krb5\.conf on dev1 and that dev1 can reach it; retrying later is safe\.$",
                      error), error
     assert_nothing_changed(run, edge_hdfs, a, b, error)
