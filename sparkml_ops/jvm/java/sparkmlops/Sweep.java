@@ -14,13 +14,17 @@ import java.util.Objects;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
+import org.apache.spark.sql.catalyst.util.ArrayData;
+import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.unsafe.types.UTF8String;
 
 /**
  * Point-in-time window aggregates over one stream sorted by (entity, time): the core of the feature engine.
@@ -43,30 +47,46 @@ import org.apache.spark.sql.types.StructType;
  * </ul>
  *
  * <p>Why in the JVM: the same arithmetic in Python workers cost as much as the sort before it, most of it in
- * handing rows over as Arrow batches (docs/benchmarks.md). The plan comes from
+ * handing rows over as Arrow batches (docs/benchmarks.md). Why over Catalyst's {@link InternalRow}s and not
+ * {@code Dataset.mapPartitions}: its encoders turn every value of every stream row into a Java object (strings,
+ * lists of distinct values) and back, which cost more than the sweep's arithmetic. The plan comes from
  * {@code sparkml_ops/transforms/sweep.py} as JSON; the semantics are those of docs/features.md.
  */
-public final class Sweep implements MapPartitionsFunction<Row, Row> {
+public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
     private static final long serialVersionUID = 1L;
     static final long US_PER_DAY = 86_400L * 1_000_000L;
     static final int KIND_POINT = 0;
 
     private final Plan plan;
 
-    private Sweep(Plan plan) {
+    Sweep(Plan plan) {
         this.plan = plan;
     }
 
     /** One row per point with every feature of {@code planJson}, from {@code ordered} (sorted by keys, time, kind); called from Python. */
     public static Dataset<Row> apply(Dataset<Row> ordered, String planJson, String outputSchemaJson) {
-        StructType out = (StructType) DataType.fromJson(outputSchemaJson);
-        Plan plan = Plan.parse(planJson, ordered.schema(), out);
-        return ordered.mapPartitions(new Sweep(plan), Encoders.row(out));
+        Plan.parse(planJson, ordered.schema(), (StructType) DataType.fromJson(outputSchemaJson)); // a bad plan fails here, not in a task
+        org.apache.spark.sql.classic.Dataset<Row> in = (org.apache.spark.sql.classic.Dataset<Row>) ordered;
+        SweepOperator.Strategy.register(in.sparkSession());
+        return org.apache.spark.sql.classic.Dataset$.MODULE$.ofRows(in.sparkSession(),
+            SweepOperator.Logical.over(in.logicalPlan(), planJson, outputSchemaJson));
     }
 
     @Override
-    public Iterator<Row> call(Iterator<Row> rows) {
-        return new Entities(plan, rows);
+    public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
+        Entities entities = new Entities(plan, rows);
+        UnsafeProjection unsafe = UnsafeProjection.create(plan.out); // the operators above a plan's node expect unsafe rows
+        return new Iterator<>() {
+            @Override
+            public boolean hasNext() {
+                return entities.hasNext();
+            }
+
+            @Override
+            public InternalRow next() {
+                return unsafe.apply(entities.next());
+            }
+        };
     }
 
     // ------------------------------------------------------------------------------------------------ plan
@@ -77,10 +97,13 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         final String kind; // count, numeric or distinct
         final int value;   // the single value (raw rows), or the tile's distinct values
         final int n, s, lo, hi, q; // tile statistics (tiled sources)
+        final DataType type; // of the value (of a tile's distinct values: of their elements)
 
         MeasurePlan(String column, String kind, StructType in) {
             this.kind = kind;
             this.value = ordinal(in, column);
+            DataType declared = value < 0 ? null : in.fields()[value].dataType();
+            this.type = declared instanceof ArrayType ? ((ArrayType) declared).elementType() : declared;
             this.n = ordinal(in, column + "_n");
             this.s = ordinal(in, column + "_s");
             this.lo = ordinal(in, column + "_lo");
@@ -146,6 +169,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         private static final long serialVersionUID = 1L;
         final int source;
         final int[] values, slots; // input ordinals, output slots
+        final DataType[] types;
         final long lag;
 
         AttributesPlan(JsonNode node, StructType in, StructType out) {
@@ -157,20 +181,25 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 values[i] = in.fieldIndex(vs.get(i).asText());
             }
             slots = ordinals(vs, out);
+            types = types(values, in);
         }
     }
 
     static final class Plan implements Serializable {
         private static final long serialVersionUID = 1L;
         final int[] keys, keySlots, payload, payloadSlots;
+        final DataType[] keyTypes, payloadTypes;
+        final DataType kindType, srcType;
         final int time, kind, src, last;
         final EventsPlan[] events;
         final AttributesPlan[] attributes;
         final String[] asOfNames; // a build: the as-of dates asked of every entity (null for a training set)
         final long[] asOfInstants;
         final int width;
+        final StructType out;
 
         private Plan(JsonNode node, StructType in, StructType out) {
+            this.out = out;
             JsonNode ks = node.get("keys");
             keys = ordinals(ks, in);
             keySlots = ordinals(ks, out);
@@ -191,9 +220,13 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 asOfNames = null;
                 asOfInstants = null;
             }
+            keyTypes = types(keys, in);
+            payloadTypes = types(payload, in);
             time = in.fieldIndex("_t");
             kind = in.fieldIndex("_kind");
             src = ordinal(in, "_src");
+            kindType = in.fields()[kind].dataType();
+            srcType = src < 0 ? null : in.fields()[src].dataType();
             last = ordinal(in, "_last");
             JsonNode es = node.get("events");
             events = new EventsPlan[es.size()];
@@ -221,6 +254,19 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         return Arrays.asList(schema.fieldNames()).indexOf(name);
     }
 
+    /** The integer at {@code ordinal} of {@code r}, of whichever integral type the stream gave the column. */
+    static long integer(InternalRow r, int ordinal, DataType type) {
+        return ((Number) r.get(ordinal, type)).longValue();
+    }
+
+    static DataType[] types(int[] ordinals, StructType schema) {
+        DataType[] out = new DataType[ordinals.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = schema.fields()[ordinals[i]].dataType();
+        }
+        return out;
+    }
+
     static int[] ordinals(JsonNode names, StructType schema) {
         int[] out = new int[names.size()];
         for (int i = 0; i < out.length; i++) {
@@ -232,18 +278,18 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
     // -------------------------------------------------------------------------------------------- entities
 
     /** The output rows of a partition, computed entity by entity (each entity's rows are consecutive). */
-    static final class Entities implements Iterator<Row> {
+    static final class Entities implements Iterator<InternalRow> {
         private final Plan plan;
-        private final Iterator<Row> in;
-        private final List<Row> entity = new ArrayList<>();
-        private Row next; // first row of the next entity
+        private final Iterator<InternalRow> in;
+        private final List<InternalRow> entity = new ArrayList<>();
+        private InternalRow next; // first row of the next entity
         private List<Object[]> ready = Collections.emptyList();
         private int readyAt;
 
-        Entities(Plan plan, Iterator<Row> in) {
+        Entities(Plan plan, Iterator<InternalRow> in) {
             this.plan = plan;
             this.in = in;
-            this.next = in.hasNext() ? in.next() : null;
+            this.next = in.hasNext() ? in.next().copy() : null; // the sort hands out one reused row
         }
 
         @Override
@@ -256,7 +302,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 entity.add(next);
                 next = null;
                 while (in.hasNext()) {
-                    Row row = in.next();
+                    InternalRow row = in.next().copy();
                     if (!sameEntity(entity.get(0), row)) {
                         next = row;
                         break;
@@ -270,16 +316,18 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         }
 
         @Override
-        public Row next() {
+        public InternalRow next() {
             if (!hasNext()) {
                 throw new NoSuchElementException();
             }
-            return RowFactory.create(ready.get(readyAt++));
+            return new GenericInternalRow(ready.get(readyAt++));
         }
 
-        private boolean sameEntity(Row a, Row b) {
-            for (int k : plan.keys) {
-                if (!Objects.equals(a.get(k), b.get(k))) { // NULL keys are one entity, as in the sort
+        private boolean sameEntity(InternalRow a, InternalRow b) {
+            for (int i = 0; i < plan.keys.length; i++) {
+                int k = plan.keys[i];
+                DataType type = plan.keyTypes[i];
+                if (!Objects.equals(a.get(k, type), b.get(k, type))) { // NULL keys are one entity, as in the sort
                     return false;
                 }
             }
@@ -290,14 +338,14 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
     /** Every feature at every point of one entity. */
     static final class EntitySweep {
         private final Plan plan;
-        private final List<Row> rows;
-        private final Row first;
+        private final List<InternalRow> rows;
+        private final InternalRow first;
         private final long[] instants; // the points' instants
-        private final Row[] pointRows; // a training set's point rows (null for a build)
+        private final InternalRow[] pointRows; // a training set's point rows (null for a build)
         private final Object[][] out;
         private final boolean[] present;
 
-        EntitySweep(Plan plan, List<Row> rows) {
+        EntitySweep(Plan plan, List<InternalRow> rows) {
             this.plan = plan;
             this.rows = rows;
             this.first = rows.get(0);
@@ -305,13 +353,13 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 instants = plan.asOfInstants;
                 pointRows = null;
             } else {
-                List<Row> points = new ArrayList<>();
-                for (Row r : rows) {
+                List<InternalRow> points = new ArrayList<>();
+                for (InternalRow r : rows) {
                     if (kind(r) == KIND_POINT) {
                         points.add(r);
                     }
                 }
-                pointRows = points.toArray(new Row[0]);
+                pointRows = points.toArray(new InternalRow[0]);
                 instants = new long[pointRows.length];
                 for (int p = 0; p < instants.length; p++) {
                     instants[p] = pointRows[p].getLong(plan.time);
@@ -326,15 +374,15 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
                 return Collections.emptyList();
             }
             for (int p = 0; p < instants.length; p++) {
-                Row keysOf = pointRows == null ? first : pointRows[p];
+                InternalRow keysOf = pointRows == null ? first : pointRows[p];
                 for (int k = 0; k < plan.keys.length; k++) {
-                    out[p][plan.keySlots[k]] = keysOf.get(plan.keys[k]);
+                    out[p][plan.keySlots[k]] = keysOf.get(plan.keys[k], plan.keyTypes[k]);
                 }
                 if (pointRows == null) {
-                    out[p][plan.payloadSlots[0]] = plan.asOfNames[p];
+                    out[p][plan.payloadSlots[0]] = UTF8String.fromString(plan.asOfNames[p]);
                 } else {
                     for (int k = 0; k < plan.payload.length; k++) {
-                        out[p][plan.payloadSlots[k]] = pointRows[p].get(plan.payload[k]);
+                        out[p][plan.payloadSlots[k]] = pointRows[p].get(plan.payload[k], plan.payloadTypes[k]);
                     }
                 }
             }
@@ -353,18 +401,18 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             return result;
         }
 
-        private int kind(Row r) {
-            return ((Number) r.get(plan.kind)).intValue();
+        private int kind(InternalRow r) {
+            return (int) integer(r, plan.kind, plan.kindType);
         }
 
         /** The entity's rows of source {@code source}, in time order. */
-        private List<Row> of(int source) {
-            List<Row> picked = new ArrayList<>();
+        private List<InternalRow> of(int source) {
+            List<InternalRow> picked = new ArrayList<>();
             if (plan.src < 0) {
                 return picked;
             }
-            for (Row r : rows) {
-                if (kind(r) != KIND_POINT && !r.isNullAt(plan.src) && ((Number) r.get(plan.src)).intValue() == source) {
+            for (InternalRow r : rows) {
+                if (kind(r) != KIND_POINT && !r.isNullAt(plan.src) && integer(r, plan.src, plan.srcType) == source) {
                     picked.add(r);
                 }
             }
@@ -372,14 +420,14 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         }
 
         /** The values of the latest row known strictly before each point's cutoff (NULL without one). */
-        private void attributes(AttributesPlan ap, List<Row> known) {
+        private void attributes(AttributesPlan ap, List<InternalRow> known) {
             long[] t = times(known, plan.time);
             for (int p = 0; p < instants.length; p++) {
                 int last = lowerBound(t, instants[p] - ap.lag) - 1;
                 if (last >= 0) {
                     present[p] = true;
                     for (int v = 0; v < ap.values.length; v++) {
-                        out[p][ap.slots[v]] = known.get(last).get(ap.values[v]);
+                        out[p][ap.slots[v]] = known.get(last).get(ap.values[v], ap.types[v]);
                     }
                 }
             }
@@ -389,7 +437,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
     /** Every aggregate and the recency of one events source at every point of one entity. */
     static final class EventsSweep {
         private final EventsPlan ep;
-        private final List<Row> rows;
+        private final List<InternalRow> rows;
         private final int n;
         private final long[] t, cutoff;
         private final int[] hi; // per point: index of the first row at or after the cutoff
@@ -397,7 +445,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         private final EntitySweep entity;
         private final Map<Long, int[]> starts = new HashMap<>();
 
-        EventsSweep(EventsPlan ep, List<Row> rows, EntitySweep entity) {
+        EventsSweep(EventsPlan ep, List<InternalRow> rows, EntitySweep entity) {
             this.ep = ep;
             this.rows = rows;
             this.entity = entity;
@@ -488,7 +536,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             long[] out = new long[n];
             long best = Long.MIN_VALUE;
             for (int i = 0; i < n; i++) {
-                Row r = rows.get(i);
+                InternalRow r = rows.get(i);
                 if (!r.isNullAt(col)) {
                     best = Math.max(best, r.getLong(col));
                 }
@@ -500,7 +548,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         private long[] countInputs(MeasurePlan measure) {
             long[] c = new long[n];
             for (int i = 0; i < n; i++) {
-                Row r = rows.get(i);
+                InternalRow r = rows.get(i);
                 if (ep.tiled) {
                     c[i] = measure.n < 0 || r.isNullAt(measure.n) ? 0 : r.getLong(measure.n);
                 } else {
@@ -571,12 +619,14 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             Map<Object, Long> nextSeen = new HashMap<>();
             // From the newest row back, so each occurrence learns when its value occurs next.
             for (int i = n - 1; i >= 0; i--) {
-                Row r = rows.get(i);
+                InternalRow r = rows.get(i);
                 if (r.isNullAt(measure.value)) {
                     continue;
                 }
-                List<Object> values = ep.tiled ? r.getList(measure.value) : Collections.singletonList(r.get(measure.value));
-                for (Object value : values) {
+                ArrayData tile = ep.tiled ? r.getArray(measure.value) : null;
+                int count = ep.tiled ? tile.numElements() : 1;
+                for (int j = 0; j < count; j++) {
+                    Object value = ep.tiled ? (tile.isNullAt(j) ? null : tile.get(j, measure.type)) : r.get(measure.value, measure.type);
                     if (value == null) {
                         continue;
                     }
@@ -612,7 +662,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
         final long[] n;
         final double[] s, lo, hi, mean, m2;
 
-        Numeric(List<Row> rows, MeasurePlan m, boolean tiled) {
+        Numeric(List<InternalRow> rows, MeasurePlan m, boolean tiled) {
             int size = rows.size();
             n = new long[size];
             s = new double[size];
@@ -621,7 +671,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             mean = new double[size];
             m2 = new double[size];
             for (int i = 0; i < size; i++) {
-                Row r = rows.get(i);
+                InternalRow r = rows.get(i);
                 if (tiled) {
                     n[i] = stat(r, m.n, 0);
                     s[i] = stat(r, m.s, 0.0);
@@ -641,11 +691,11 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
             }
         }
 
-        private static double stat(Row r, int ordinal, double fill) {
+        private static double stat(InternalRow r, int ordinal, double fill) {
             return ordinal < 0 || r.isNullAt(ordinal) ? fill : r.getDouble(ordinal);
         }
 
-        private static long stat(Row r, int ordinal, long fill) {
+        private static long stat(InternalRow r, int ordinal, long fill) {
             return ordinal < 0 || r.isNullAt(ordinal) ? fill : r.getLong(ordinal);
         }
     }
@@ -738,7 +788,7 @@ public final class Sweep implements MapPartitionsFunction<Row, Row> {
 
     // ----------------------------------------------------------------------------------------------- helpers
 
-    static long[] times(List<Row> rows, int ordinal) {
+    static long[] times(List<InternalRow> rows, int ordinal) {
         long[] t = new long[rows.size()];
         for (int i = 0; i < t.length; i++) {
             t[i] = rows.get(i).getLong(ordinal);
