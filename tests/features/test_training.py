@@ -83,3 +83,19 @@ def test_training_set_without_labels_in_range_is_a_data_error(spark, feat_settin
     assert str(err.value) == f"labels table {labels_table} has no rows with event_time between 2025-01-01 and 2025-01-31."
     with pytest.raises(UsageError):
         training_set(spark, feat_settings, spec, labels_table, date(2026, 1, 2), date(2026, 1, 1))
+
+
+def test_a_training_sets_plan_names_the_source_days_it_reads_for_lineage(spark, feat_settings, make_feature_set, labels_table):
+    # A model's lineage fingerprints these partitions (sparkml_ops/lineage.py) from the frame's plan: the feature
+    # pass must keep its sources in that plan (as a DataFrame made from an RDD would not).
+    from sparkml_ops.io.fingerprints import read_partitions
+
+    path, tx, _ = make_feature_set()
+    spec = load_feature_spec(path, feat_settings)
+    df = training_set(spark, feat_settings, spec, labels_table, date(2026, 1, 10), date(2026, 1, 11))
+    read = read_partitions(spark, df, [tx, labels_table])
+    # Labels at 01-10 and 01-11 12:00, 1-day lag, 3-day windows: source days 01-06..01-10 (01-07 has no rows);
+    # the rows of 01-11 come after every cutoff and are not read.
+    assert [(p.table, dict(p.spec)) for p in read] == [(labels_table, {})] + [(tx, {"ds": d}) for d in
+                                                                            ("2026-01-06", "2026-01-08", "2026-01-09", "2026-01-10")]
+    assert "Sweep" in df._jdf.queryExecution().optimizedPlan().toString()
