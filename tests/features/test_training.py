@@ -99,3 +99,23 @@ def test_a_training_sets_plan_names_the_source_days_it_reads_for_lineage(spark, 
     assert [(p.table, dict(p.spec)) for p in read] == [(labels_table, {})] + [(tx, {"ds": d}) for d in
                                                                             ("2026-01-06", "2026-01-08", "2026-01-09", "2026-01-10")]
     assert "Sweep" in df._jdf.queryExecution().optimizedPlan().toString()
+
+
+def test_a_cached_training_set_is_reused_and_gives_the_same_rows(spark, feat_settings, make_feature_set, labels_table):
+    # Notebook users cache a training set and query it several times; Spark finds the cached data by comparing
+    # plans, which the feature pass's own plan node must support (copies, canonical forms).
+    path, _, _ = make_feature_set()
+    spec = load_feature_spec(path, feat_settings)
+    df = training_set(spark, feat_settings, spec, labels_table, date(2026, 1, 10), date(2026, 1, 11))
+    expected = sorted(map(tuple, df.collect()))
+    again = training_set(spark, feat_settings, spec, labels_table, date(2026, 1, 10), date(2026, 1, 11))
+    assert again.sameSemantics(df)
+    df.cache()
+    try:
+        assert df.count() == 4
+        query = again.where("label = 1").select("customer_id")
+        assert "InMemoryTableScan" in query._jdf.queryExecution().executedPlan().toString()
+        assert sorted(r[0] for r in query.collect()) == ["a", "c"]
+        assert sorted(map(tuple, again.collect())) == expected
+    finally:
+        df.unpersist()
