@@ -2,7 +2,6 @@ package sparkmlops;
 
 import java.util.Collections;
 import java.util.List;
-import java.util.Objects;
 
 import org.apache.spark.rdd.RDD;
 import org.apache.spark.sql.catalyst.InternalRow;
@@ -15,6 +14,7 @@ import org.apache.spark.sql.execution.SparkStrategy;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.catalyst.types.DataTypeUtils;
+import scala.Product;
 import scala.collection.immutable.IndexedSeq;
 import scala.collection.immutable.Seq;
 import scala.jdk.javaapi.CollectionConverters;
@@ -40,6 +40,18 @@ public final class SweepOperator {
     @SuppressWarnings({"unchecked", "rawtypes"})
     static Seq<Attribute> attributes(StructType schema) {
         return (Seq) DataTypeUtils.toAttributes(schema);
+    }
+
+    // Both nodes are products of (child, planJson, outputSchemaJson, output), as Catalyst's case classes would be:
+    // TreeNode's hashCode hashes these elements, and equality compares them (plans are found again by equality).
+    static boolean sameElements(Product node, Object other) {
+        return other != null && other.getClass() == node.getClass()
+            && node.productIterator().sameElements(((Product) other).productIterator());
+    }
+
+    // explain() shows the output columns, not the plan's JSON.
+    static scala.collection.Iterator<Object> shownArgs(Seq<Attribute> output) {
+        return CollectionConverters.asScala(Collections.<Object>singletonList(output).iterator());
     }
 
     /** The logical node: {@code child} (sorted by keys, time, kind) -> one row per point, of {@code outputSchemaJson}. */
@@ -74,26 +86,11 @@ public final class SweepOperator {
             return new Logical(newChildren.apply(0), planJson, outputSchemaJson, output);
         }
         @Override public String nodeName() { return "Sweep"; }
-        // explain() shows the output columns, not the plan's JSON.
-        @Override public scala.collection.Iterator<Object> stringArgs() {
-            return CollectionConverters.asScala(Collections.<Object>singletonList(output).iterator());
-        }
+        @Override public scala.collection.Iterator<Object> stringArgs() { return shownArgs(output); }
         @Override public int productArity() { return 4; }
-        @Override public Object productElement(int n) {
-            return switch (n) {
-                case 0 -> child;
-                case 1 -> planJson;
-                case 2 -> outputSchemaJson;
-                case 3 -> output;
-                default -> throw new IndexOutOfBoundsException(n);
-            };
-        }
+        @Override public Object productElement(int n) { return new Object[] {child, planJson, outputSchemaJson, output}[n]; }
         @Override public boolean canEqual(Object other) { return other instanceof Logical; }
-        @Override public boolean equals(Object other) {
-            return other instanceof Logical o && child.equals(o.child) && planJson.equals(o.planJson)
-                && outputSchemaJson.equals(o.outputSchemaJson) && output.equals(o.output);
-        }
-        @Override public int hashCode() { return Objects.hash(child, planJson, outputSchemaJson, output); }
+        @Override public boolean equals(Object other) { return sameElements(this, other); }
     }
 
     /** The physical node: the pass over each partition of its child's internal rows, as unsafe rows. */
@@ -127,25 +124,11 @@ public final class SweepOperator {
             return new Physical(newChildren.apply(0), planJson, outputSchemaJson, output);
         }
         @Override public String nodeName() { return "Sweep"; }
-        @Override public scala.collection.Iterator<Object> stringArgs() {
-            return CollectionConverters.asScala(Collections.<Object>singletonList(output).iterator());
-        }
+        @Override public scala.collection.Iterator<Object> stringArgs() { return shownArgs(output); }
         @Override public int productArity() { return 4; }
-        @Override public Object productElement(int n) {
-            return switch (n) {
-                case 0 -> child;
-                case 1 -> planJson;
-                case 2 -> outputSchemaJson;
-                case 3 -> output;
-                default -> throw new IndexOutOfBoundsException(n);
-            };
-        }
+        @Override public Object productElement(int n) { return new Object[] {child, planJson, outputSchemaJson, output}[n]; }
         @Override public boolean canEqual(Object other) { return other instanceof Physical; }
-        @Override public boolean equals(Object other) {
-            return other instanceof Physical o && child.equals(o.child) && planJson.equals(o.planJson)
-                && outputSchemaJson.equals(o.outputSchemaJson) && output.equals(o.output);
-        }
-        @Override public int hashCode() { return Objects.hash(child, planJson, outputSchemaJson, output); }
+        @Override public boolean equals(Object other) { return sameElements(this, other); }
     }
 
     /** Plans {@link Logical} as {@link Physical}; added once to a session's extra strategies by {@link #register}. */
