@@ -20,9 +20,9 @@ def test_build_jar_compiles_the_sources_reproducibly_and_skips_when_the_jar_is_n
     with zipfile.ZipFile(jar) as zf:
         names = sorted(zf.namelist())
         assert ["sparkmlops/DriftTally.class", "sparkmlops/DriftTap.class", "sparkmlops/PartitionFiles.class", "sparkmlops/Sweep.class",
-                "sparkmlops/SweepOperator.class"] == \
+                "sparkmlops/SweepOperator.class", "sparkmlops/TileMerge.class"] == \
             [n for n in names if "$" not in n]
-        assert all(n.startswith(("sparkmlops/Sweep$", "sparkmlops/SweepOperator$")) for n in names if "$" in n)
+        assert all(n.startswith(("sparkmlops/Sweep$", "sparkmlops/SweepOperator$", "sparkmlops/TileMerge$")) for n in names if "$" in n)
         assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     first = jar.read_bytes()
     stamp = jar.stat().st_mtime_ns

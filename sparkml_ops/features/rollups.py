@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkml_ops.config import FeaturesSettings
@@ -33,8 +33,8 @@ from sparkml_ops.features.spec import FeatureSpec
 from sparkml_ops.features.state import DAY, META, SourceState, checked_rows, day_map, mark, read_state
 from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions, shuffled_for_write
 from sparkml_ops.io.tables import sql_string, table_exists
-from sparkml_ops.transforms.sweep import KIND, KIND_ROW, LAST, SOURCE, TIME
-from sparkml_ops.transforms.windows import US_PER_DAY
+from sparkml_ops.transforms.sweep import LAST, SOURCE, TIME
+from sparkml_ops.transforms.windows import US_PER_DAY, merged_tiles
 
 log = logging.getLogger(__name__)
 
@@ -136,41 +136,6 @@ def stale_blocks(spark: SparkSession, state: SourceState, cover: Cover) -> dict[
     return out
 
 
-def merge_tiles(keys: Sequence[str], tiles: DataFrame, group: str) -> DataFrame:
-    """Tiles -> one tile per entity, source and value of ``group``: counts and sums added, min and max kept,
-    distinct values united, squared deviations merged.
-
-    The squared deviations of the parts are added to each part's count times the squared distance
-    of its mean from the merged mean (Chan et al.). Means are taken relative to the smallest value
-    of the group, so that values far from 0 (amounts near 1e9) lose no digits, and equal values
-    merge to exactly 0.
-    """
-    part = Window.partitionBy(*keys, SOURCE, group)
-    cols = [F.min(TIME).alias(TIME), F.max(LAST).alias(LAST)]
-    types = dict(tiles.dtypes)
-    deviations = {}
-    for name, kind in tiles.dtypes:
-        if not name.startswith("_m"):
-            continue
-        if kind.startswith("array"):
-            cols.append(F.array_distinct(F.flatten(F.collect_list(name))).alias(name))
-        elif name.endswith("_q"):
-            m = name[:-2]
-            n, lo, hi = F.col(f"{m}_n"), F.col(f"{m}_lo"), F.col(f"{m}_hi")
-            # A part of equal values has its value as mean exactly, whatever the rounding of its sum (as in the sweep).
-            shift = F.when(lo == hi, lo).otherwise(F.col(f"{m}_s") / n) - F.min(lo).over(part)
-            merged = F.sum(n * shift).over(part) / F.sum(n).over(part)
-            deviations[f"_dev{m}"] = F.when(n > 0, n * F.pow(shift - merged, 2)).otherwise(F.lit(0.0))
-            cols.append((F.sum(name) + F.sum(f"_dev{m}")).alias(name))
-        else:
-            stat = name.rsplit("_", 1)[1]
-            cols.append({"lo": F.min, "hi": F.max}.get(stat, F.sum)(name).cast(types[name]).alias(name))
-    spread = tiles.select("*", *[c.alias(n) for n, c in deviations.items()]) if deviations else tiles
-    merged = spread.groupBy(*keys, SOURCE, group).agg(*cols)
-    measures = [n for n, _ in tiles.dtypes if n.startswith("_m")]
-    return merged.select(*keys, TIME, F.lit(KIND_ROW).cast("tinyint").alias(KIND), SOURCE, *measures, LAST, group)
-
-
 def refresh_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, stale: dict[int, list[str]],
                    levels: Sequence[int]) -> None:
     """Compute the stale roll-ups, shortest level first; each replaces its partition, then is marked.
@@ -207,7 +172,8 @@ def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, le
     inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
     grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
         .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
-    merged = merge_tiles([*spec.entity_keys, DAY], shuffled_for_write(grouped, DAY, firsts), "_g").drop("_g")
+    merged = shuffled_for_write(grouped, DAY, firsts).transform(
+        merged_tiles([DAY, *spec.entity_keys, SOURCE, "_g"], least=[TIME], greatest=[LAST])).drop("_g")
     fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
     rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
     out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),

@@ -12,6 +12,7 @@ rows + points, not with their product.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -175,32 +176,43 @@ def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: in
     aggregates need (count ``_n``, sum ``_s``, min ``_lo``, max ``_hi``, squared deviations from its
     mean ``_q``; the set of distinct values) and ``_last``, the time of its newest row. When every
     window edge lies on the grid, a tile is wholly inside or wholly outside each window, so
-    aggregates over tiles equal those over rows.
+    aggregates over tiles equal those over rows. Each row is made a one-row tile, then the tiles
+    of a cell are merged (:func:`merged_tiles`).
     """
 
     def apply(df: DataFrame) -> DataFrame:
         t = F.col(TIME)
         cell = t - F.pmod(t - F.lit(phase_us), F.lit(grid_us))
         start = F.greatest(cell, t - F.pmod(t, F.lit(US_PER_DAY)))
-        cols = [F.max(t).alias(LAST)]
-        for m in measures:
-            name, v = m.measure.column, F.col(m.measure.column)
-            if m.measure.kind == "distinct":
-                cols.append(F.collect_set(v).alias(name))
-                continue
-            stats = {"n": F.count(v), "s": F.sum(v), "lo": F.min(v), "hi": F.max(v),
-                     # from Spark's own (stable) variance, not from sums of squares
-                     "q": F.coalesce(F.var_pop(v), F.lit(0.0)) * F.count(v)}
-            cols += [stats[s].alias(f"{name}_{s}") for s in m.tile_stats()]
-        grouped = df.groupBy(day_col, *keys, start.alias(TIME), SOURCE).agg(*cols)
-        return grouped.select(*keys, TIME, F.lit(KIND_ROW).cast("tinyint").alias(KIND), SOURCE,
-                              *[c for c in grouped.columns if c.startswith("_m")], LAST, day_col)
+        rows = df.transform(event_tiles(keys, measures, keep=[day_col])).withColumn(TIME, start)
+        return rows.transform(merged_tiles([day_col, *keys, TIME, SOURCE], greatest=[LAST])).select(
+            *keys, TIME, KIND, SOURCE, *[c for c in rows.columns if c.startswith("_m")], LAST, day_col)
 
     return apply
 
 
-def event_tiles(keys: Sequence[str], measures: Sequence[MeasureDef]) -> Callable[[DataFrame], DataFrame]:
-    """Stream rows -> one tile per row, shaped as :func:`daily_tiles`' (without the day column).
+def merged_tiles(group: Sequence[str], least: Sequence[str] = (), greatest: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:
+    """Tiles -> one tile per value of the ``group`` columns: counts and sums added, min and max kept, distinct
+    values united, squared deviations merged (Chan et al., relative to the group's least value, so that equal
+    values merge to exactly 0); ``least`` / ``greatest`` columns keep their least / greatest value, the others
+    one row's.
+
+    A pass over the tiles sorted by ``group`` (``sparkmlops.TileMerge``): Spark shuffles and sorts them as the
+    pass asks, reusing a shuffle by a part of ``group`` (a day) already there, and the tiles come out in that order.
+    """
+
+    def apply(df: DataFrame) -> DataFrame:
+        lists = {n for n, kind in df.dtypes if n.startswith("_m") and kind.startswith("array")}
+        measures = sorted(lists | {n.rsplit("_", 1)[0] for n in df.columns if n.startswith("_m") and n not in lists})
+        plan = json.dumps({"group": list(group), "min": list(least), "max": list(greatest), "measures": measures})
+        merge = jvm_class(df.sparkSession, "TileMerge", "merges feature tiles")
+        return ClassicDataFrame(merge.apply(df._jdf, plan), df.sparkSession)
+
+    return apply
+
+
+def event_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], keep: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:
+    """Stream rows -> one tile per row, shaped as :func:`daily_tiles`' (without the day column), and ``keep``.
 
     A build reads its newest source days raw this way, beside the stored tiles of the older ones:
     a one-row tile is wholly inside or outside every window, so the sweep gives the same features.
@@ -217,6 +229,6 @@ def event_tiles(keys: Sequence[str], measures: Sequence[MeasureDef]) -> Callable
             stats = {"n": F.when(v.isNotNull(), F.lit(1)).otherwise(F.lit(0)).cast("bigint"), "s": v, "lo": v, "hi": v,
                      "q": F.when(v.isNotNull(), F.lit(0.0))}
             cols += [stats[s].alias(f"{name}_{s}") for s in m.tile_stats()]
-        return df.select(*keys, TIME, KIND, SOURCE, *cols, F.col(TIME).alias(LAST))
+        return df.select(*keys, TIME, KIND, SOURCE, *cols, F.col(TIME).alias(LAST), *keep)
 
     return apply

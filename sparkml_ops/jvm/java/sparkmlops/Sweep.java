@@ -69,7 +69,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         org.apache.spark.sql.classic.Dataset<Row> in = (org.apache.spark.sql.classic.Dataset<Row>) ordered;
         SweepOperator.Strategy.register(in.sparkSession());
         return org.apache.spark.sql.classic.Dataset$.MODULE$.ofRows(in.sparkSession(),
-            SweepOperator.Logical.over(in.logicalPlan(), planJson, outputSchemaJson));
+            SweepOperator.Logical.sweep(in.logicalPlan(), planJson, outputSchemaJson));
     }
 
     @Override

@@ -3,10 +3,20 @@ package sparkmlops;
 import java.util.Collections;
 import java.util.List;
 
+import com.fasterxml.jackson.databind.JsonNode;
+
+import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.rdd.RDD;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.Attribute;
 import org.apache.spark.sql.catalyst.expressions.AttributeSet;
+import org.apache.spark.sql.catalyst.expressions.Ascending$;
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.NullsFirst$;
+import org.apache.spark.sql.catalyst.expressions.SortOrder;
+import org.apache.spark.sql.catalyst.plans.physical.ClusteredDistribution;
+import org.apache.spark.sql.catalyst.plans.physical.Distribution;
+import org.apache.spark.sql.catalyst.plans.physical.Partitioning;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.classic.SparkSession;
 import org.apache.spark.sql.execution.SparkPlan;
@@ -14,14 +24,22 @@ import org.apache.spark.sql.execution.SparkStrategy;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.catalyst.types.DataTypeUtils;
+import scala.Option;
 import scala.Product;
 import scala.collection.immutable.IndexedSeq;
 import scala.collection.immutable.Seq;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
- * The feature pass ({@link Sweep}) as an operator of Spark's plans: a logical node over the sorted stream, its
- * physical node, and the planner strategy that turns one into the other.
+ * The project's passes over sorted rows as operators of Spark's plans: a logical node, its physical node, and the
+ * planner strategy that turns one into the other. Two passes run this way ({@code pass}):
+ * <ul>
+ *   <li>{@code sweep}: the feature pass ({@link Sweep}) over the stream sorted by entity and time, one new row per
+ *       point;
+ *   <li>{@code merge}: the merge of tiles ({@link TileMerge}), one tile per run of equal group columns. It keeps
+ *       its child's columns, so its output keeps the child's partitioning and order; it asks the planner for its
+ *       child clustered and sorted by the group columns, so Spark adds (or reuses) the shuffle and the sort.
+ * </ul>
  *
  * <p>Why an operator and not an RDD turned back into a DataFrame: the pass reads Catalyst's internal rows (no
  * per-value Java objects), and as a node of the plan it keeps what a DataFrame over an RDD loses. The sources stay
@@ -42,11 +60,18 @@ public final class SweepOperator {
         return (Seq) DataTypeUtils.toAttributes(schema);
     }
 
-    // Both nodes are products of (child, planJson, outputSchemaJson, output), as Catalyst's case classes would be:
+    static final String SWEEP = "sweep";
+    static final String MERGE = "merge";
+
+    // Both nodes are products of (child, pass, planJson, outputSchemaJson, output), as Catalyst's case classes would be:
     // TreeNode's hashCode hashes these elements, and equality compares them (plans are found again by equality).
     static boolean sameElements(Product node, Object other) {
         return other != null && other.getClass() == node.getClass()
             && node.productIterator().sameElements(((Product) other).productIterator());
+    }
+
+    static String name(String pass) {
+        return pass.equals(SWEEP) ? "Sweep" : "TileMerge";
     }
 
     // explain() shows the output columns, not the plan's JSON.
@@ -54,41 +79,48 @@ public final class SweepOperator {
         return CollectionConverters.asScala(Collections.<Object>singletonList(output).iterator());
     }
 
-    /** The logical node: {@code child} (sorted by keys, time, kind) -> one row per point, of {@code outputSchemaJson}. */
+    /** The logical node: the sweep of {@code child} (sorted by keys, time, kind) into rows of {@code outputSchemaJson},
+     * or the merge of its tiles (its own columns). */
     public static final class Logical extends LogicalPlan {
         private static final long serialVersionUID = 1L;
         private final LogicalPlan child;
+        private final String pass;
         private final String planJson;
         private final String outputSchemaJson;
         private final Seq<Attribute> output;
         private final Seq<LogicalPlan> children;
 
         // Catalyst copies nodes through this constructor (TreeNode.makeCopy): its parameters are the product's elements.
-        public Logical(LogicalPlan child, String planJson, String outputSchemaJson, Seq<Attribute> output) {
+        public Logical(LogicalPlan child, String pass, String planJson, String outputSchemaJson, Seq<Attribute> output) {
             this.child = child;
+            this.pass = pass;
             this.planJson = planJson;
             this.outputSchemaJson = outputSchemaJson;
             this.output = output;
             this.children = seq(Collections.singletonList(child));
         }
 
-        static Logical over(LogicalPlan child, String planJson, String outputSchemaJson) {
-            return new Logical(child, planJson, outputSchemaJson, attributes((StructType) DataType.fromJson(outputSchemaJson)));
+        static Logical sweep(LogicalPlan child, String planJson, String outputSchemaJson) {
+            return new Logical(child, SWEEP, planJson, outputSchemaJson, attributes((StructType) DataType.fromJson(outputSchemaJson)));
+        }
+
+        static Logical merge(LogicalPlan child, String planJson) {
+            return new Logical(child, MERGE, planJson, child.schema().json(), child.output());
         }
 
         @Override public Seq<Attribute> output() { return output; }
         @Override public Seq<LogicalPlan> children() { return children; }
-        // The output columns are made here, not taken from the child: without this, analysis calls them missing.
-        @Override public AttributeSet producedAttributes() { return outputSet(); }
+        // The sweep's output columns are made here, not taken from the child: without this, analysis calls them missing.
+        @Override public AttributeSet producedAttributes() { return pass.equals(SWEEP) ? outputSet() : super.producedAttributes(); }
         // The pass reads its input's columns by name: none may be pruned away below it (ColumnPruning asks this).
         @Override public AttributeSet references() { return child.outputSet(); }
         @Override public LogicalPlan withNewChildrenInternal(IndexedSeq<LogicalPlan> newChildren) {
-            return new Logical(newChildren.apply(0), planJson, outputSchemaJson, output);
+            return new Logical(newChildren.apply(0), pass, planJson, outputSchemaJson, output);
         }
-        @Override public String nodeName() { return "Sweep"; }
+        @Override public String nodeName() { return name(pass); }
         @Override public scala.collection.Iterator<Object> stringArgs() { return shownArgs(output); }
-        @Override public int productArity() { return 4; }
-        @Override public Object productElement(int n) { return new Object[] {child, planJson, outputSchemaJson, output}[n]; }
+        @Override public int productArity() { return 5; }
+        @Override public Object productElement(int n) { return new Object[] {child, pass, planJson, outputSchemaJson, output}[n]; }
         @Override public boolean canEqual(Object other) { return other instanceof Logical; }
         @Override public boolean equals(Object other) { return sameElements(this, other); }
     }
@@ -97,13 +129,15 @@ public final class SweepOperator {
     public static final class Physical extends SparkPlan {
         private static final long serialVersionUID = 1L;
         private final SparkPlan child;
+        private final String pass;
         private final String planJson;
         private final String outputSchemaJson;
         private final Seq<Attribute> output;
         private final Seq<SparkPlan> children;
 
-        public Physical(SparkPlan child, String planJson, String outputSchemaJson, Seq<Attribute> output) {
+        public Physical(SparkPlan child, String pass, String planJson, String outputSchemaJson, Seq<Attribute> output) {
             this.child = child;
+            this.pass = pass;
             this.planJson = planJson;
             this.outputSchemaJson = outputSchemaJson;
             this.output = output;
@@ -111,22 +145,57 @@ public final class SweepOperator {
         }
 
         @Override public RDD<InternalRow> doExecute() {
-            StructType out = (StructType) DataType.fromJson(outputSchemaJson);
-            Sweep sweep = new Sweep(Sweep.Plan.parse(planJson, child.schema(), out));
-            return child.execute().toJavaRDD().mapPartitions(sweep).rdd();
+            FlatMapFunction<java.util.Iterator<InternalRow>, InternalRow> f = pass.equals(SWEEP)
+                ? new Sweep(Sweep.Plan.parse(planJson, child.schema(), (StructType) DataType.fromJson(outputSchemaJson)))
+                : new TileMerge(TileMerge.Plan.parse(planJson, child.schema()));
+            return child.execute().toJavaRDD().mapPartitions(f).rdd();
+        }
+
+        // The merge's rows stay in their partitions and in their order (by the group columns, which it keeps).
+        @Override public Partitioning outputPartitioning() {
+            return pass.equals(MERGE) ? child.outputPartitioning() : super.outputPartitioning();
+        }
+        @Override public Seq<SortOrder> outputOrdering() {
+            return pass.equals(MERGE) ? requiredOrder() : super.outputOrdering();
+        }
+        @Override public Seq<Distribution> requiredChildDistribution() {
+            if (!pass.equals(MERGE)) {
+                return super.requiredChildDistribution();
+            }
+            return seq(List.of(ClusteredDistribution.apply(group(), ClusteredDistribution.apply$default$2(), Option.empty(),
+                ClusteredDistribution.apply$default$4())));
+        }
+        @Override public Seq<Seq<SortOrder>> requiredChildOrdering() {
+            return pass.equals(MERGE) ? seq(List.of(requiredOrder())) : super.requiredChildOrdering();
+        }
+
+        private Seq<Expression> group() {
+            List<Expression> out = new java.util.ArrayList<>();
+            for (JsonNode name : TileMerge.Plan.node(planJson).get("group")) {
+                out.add(child.output().find(a -> a.name().equals(name.asText())).get());
+            }
+            return seq(out);
+        }
+
+        private Seq<SortOrder> requiredOrder() {
+            List<SortOrder> out = new java.util.ArrayList<>();
+            for (Expression e : CollectionConverters.asJava(group())) {
+                out.add(new SortOrder(e, Ascending$.MODULE$, NullsFirst$.MODULE$, seq(List.of())));
+            }
+            return seq(out);
         }
 
         @Override public Seq<Attribute> output() { return output; }
         @Override public Seq<SparkPlan> children() { return children; }
-        @Override public AttributeSet producedAttributes() { return outputSet(); }
+        @Override public AttributeSet producedAttributes() { return pass.equals(SWEEP) ? outputSet() : super.producedAttributes(); }
         @Override public AttributeSet references() { return child.outputSet(); }
         @Override public SparkPlan withNewChildrenInternal(IndexedSeq<SparkPlan> newChildren) {
-            return new Physical(newChildren.apply(0), planJson, outputSchemaJson, output);
+            return new Physical(newChildren.apply(0), pass, planJson, outputSchemaJson, output);
         }
-        @Override public String nodeName() { return "Sweep"; }
+        @Override public String nodeName() { return name(pass); }
         @Override public scala.collection.Iterator<Object> stringArgs() { return shownArgs(output); }
-        @Override public int productArity() { return 4; }
-        @Override public Object productElement(int n) { return new Object[] {child, planJson, outputSchemaJson, output}[n]; }
+        @Override public int productArity() { return 5; }
+        @Override public Object productElement(int n) { return new Object[] {child, pass, planJson, outputSchemaJson, output}[n]; }
         @Override public boolean canEqual(Object other) { return other instanceof Physical; }
         @Override public boolean equals(Object other) { return sameElements(this, other); }
     }
@@ -135,7 +204,7 @@ public final class SweepOperator {
     public static final class Strategy extends SparkStrategy {
         @Override public Seq<SparkPlan> apply(LogicalPlan plan) {
             if (plan instanceof Logical node) {
-                return seq(List.of(new Physical(planLater(node.child), node.planJson, node.outputSchemaJson, node.output)));
+                return seq(List.of(new Physical(planLater(node.child), node.pass, node.planJson, node.outputSchemaJson, node.output)));
             }
             return seq(List.of());
         }
