@@ -184,9 +184,8 @@ def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: in
         t = F.col(TIME)
         cell = t - F.pmod(t - F.lit(phase_us), F.lit(grid_us))
         start = F.greatest(cell, t - F.pmod(t, F.lit(US_PER_DAY)))
-        rows = df.transform(event_tiles(keys, measures, keep=[day_col])).withColumn(TIME, start)
-        return rows.transform(merged_tiles([day_col, *keys, TIME, SOURCE], greatest=[LAST])).select(
-            *keys, TIME, KIND, SOURCE, *[c for c in rows.columns if c.startswith("_m")], LAST, day_col)
+        rows = df.transform(event_tiles(keys, measures, keep=[day_col])).withColumn(TIME, start)  # the columns in tile order
+        return rows.transform(merged_tiles([day_col, *keys, TIME, SOURCE], greatest=[LAST]))
 
     return apply
 

@@ -280,36 +280,22 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
     /** The output rows of a partition, computed entity by entity (each entity's rows are consecutive). */
     static final class Entities implements Iterator<InternalRow> {
         private final Plan plan;
-        private final Iterator<InternalRow> in;
-        private final List<InternalRow> entity = new ArrayList<>();
-        private InternalRow next; // first row of the next entity
+        private final Runs entities;
         private List<Object[]> ready = Collections.emptyList();
         private int readyAt;
 
         Entities(Plan plan, Iterator<InternalRow> in) {
             this.plan = plan;
-            this.in = in;
-            this.next = in.hasNext() ? in.next().copy() : null; // the sort hands out one reused row
+            this.entities = new Runs(in, plan.keys, plan.keyTypes);
         }
 
         @Override
         public boolean hasNext() {
             while (readyAt >= ready.size()) {
-                if (next == null) {
+                if (!entities.hasNext()) {
                     return false;
                 }
-                entity.clear();
-                entity.add(next);
-                next = null;
-                while (in.hasNext()) {
-                    InternalRow row = in.next().copy();
-                    if (!sameEntity(entity.get(0), row)) {
-                        next = row;
-                        break;
-                    }
-                    entity.add(row);
-                }
-                ready = new EntitySweep(plan, entity).compute();
+                ready = new EntitySweep(plan, entities.next()).compute();
                 readyAt = 0;
             }
             return true;
@@ -322,12 +308,51 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             }
             return new GenericInternalRow(ready.get(readyAt++));
         }
+    }
 
-        private boolean sameEntity(InternalRow a, InternalRow b) {
-            for (int i = 0; i < plan.keys.length; i++) {
-                int k = plan.keys[i];
-                DataType type = plan.keyTypes[i];
-                if (!Objects.equals(a.get(k, type), b.get(k, type))) { // NULL keys are one entity, as in the sort
+    /** The runs of consecutive rows with equal values in {@code columns} (NULLs equal, as in the sort), each row copied:
+     * the sort hands out one reused row. The list of a run is reused by the next one. */
+    static final class Runs implements Iterator<List<InternalRow>> {
+        private final Iterator<InternalRow> in;
+        private final int[] columns;
+        private final DataType[] types;
+        private final List<InternalRow> run = new ArrayList<>();
+        private InternalRow next; // first row of the next run
+
+        Runs(Iterator<InternalRow> in, int[] columns, DataType[] types) {
+            this.in = in;
+            this.columns = columns;
+            this.types = types;
+            this.next = in.hasNext() ? in.next().copy() : null;
+        }
+
+        @Override
+        public boolean hasNext() {
+            return next != null;
+        }
+
+        @Override
+        public List<InternalRow> next() {
+            if (next == null) {
+                throw new NoSuchElementException();
+            }
+            run.clear();
+            run.add(next);
+            next = null;
+            while (in.hasNext()) {
+                InternalRow row = in.next().copy();
+                if (!same(run.get(0), row)) {
+                    next = row;
+                    break;
+                }
+                run.add(row);
+            }
+            return run;
+        }
+
+        private boolean same(InternalRow a, InternalRow b) {
+            for (int i = 0; i < columns.length; i++) {
+                if (!Objects.equals(a.get(columns[i], types[i]), b.get(columns[i], types[i]))) {
                     return false;
                 }
             }

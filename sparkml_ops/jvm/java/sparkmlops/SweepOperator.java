@@ -134,6 +134,7 @@ public final class SweepOperator {
         private final String outputSchemaJson;
         private final Seq<Attribute> output;
         private final Seq<SparkPlan> children;
+        private transient Seq<SortOrder> order; // of a merge: by its group columns
 
         public Physical(SparkPlan child, String pass, String planJson, String outputSchemaJson, Seq<Attribute> output) {
             this.child = child;
@@ -177,12 +178,16 @@ public final class SweepOperator {
             return seq(out);
         }
 
+        // The planner asks for the order many times: the plan's JSON is parsed once.
         private Seq<SortOrder> requiredOrder() {
-            List<SortOrder> out = new java.util.ArrayList<>();
-            for (Expression e : CollectionConverters.asJava(group())) {
-                out.add(new SortOrder(e, Ascending$.MODULE$, NullsFirst$.MODULE$, seq(List.of())));
+            if (order == null) {
+                List<SortOrder> out = new java.util.ArrayList<>();
+                for (Expression e : CollectionConverters.asJava(group())) {
+                    out.add(new SortOrder(e, Ascending$.MODULE$, NullsFirst$.MODULE$, seq(List.of())));
+                }
+                order = seq(out);
             }
-            return seq(out);
+            return order;
         }
 
         @Override public Seq<Attribute> output() { return output; }

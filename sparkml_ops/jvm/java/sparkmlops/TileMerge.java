@@ -5,8 +5,6 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.NoSuchElementException;
-import java.util.Objects;
 import java.util.Set;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -140,43 +138,18 @@ public final class TileMerge implements FlatMapFunction<Iterator<InternalRow>, I
     @Override
     public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
         UnsafeProjection unsafe = UnsafeProjection.create(plan.schema);
+        Sweep.Runs groups = new Sweep.Runs(rows, plan.group, Sweep.types(plan.group, plan.schema));
         return new Iterator<>() {
-            private final List<InternalRow> run = new ArrayList<>();
-            private InternalRow next = rows.hasNext() ? rows.next().copy() : null; // the sort hands out one reused row
-
             @Override
             public boolean hasNext() {
-                return next != null;
+                return groups.hasNext();
             }
 
             @Override
             public InternalRow next() {
-                if (next == null) {
-                    throw new NoSuchElementException();
-                }
-                run.clear();
-                run.add(next);
-                next = null;
-                while (rows.hasNext()) {
-                    InternalRow row = rows.next().copy();
-                    if (!sameGroup(run.get(0), row)) {
-                        next = row;
-                        break;
-                    }
-                    run.add(row);
-                }
-                return unsafe.apply(merge(run));
+                return unsafe.apply(merge(groups.next()));
             }
         };
-    }
-
-    private boolean sameGroup(InternalRow a, InternalRow b) {
-        for (int k : plan.group) {
-            if (!Objects.equals(a.get(k, plan.types[k]), b.get(k, plan.types[k]))) { // NULLs are one group, as in the sort
-                return false;
-            }
-        }
-        return true;
     }
 
     /** One tile from the rows of one group (the first row's values where a column is not merged). */
