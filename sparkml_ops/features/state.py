@@ -28,7 +28,7 @@ from sparkml_ops.config import Settings
 from sparkml_ops.features.compute import events_plan, prepare_source
 from sparkml_ops.features.spec import FeatureSpec, SourceSpec
 from sparkml_ops.io.derived import (
-    mark_partitions, partition_fingerprints, partition_marks, replace_derived_partitions, shuffled_for_write,
+    mark_partitions, partition_fingerprints, partition_marks, replace_derived_partitions,
 )
 from sparkml_ops.io.tables import sql_string, table_exists
 from sparkml_ops.transforms.windows import US_PER_DAY, daily_tiles, event_rows, event_tiles
@@ -143,7 +143,8 @@ def _tiles(spark: SparkSession, spec: FeatureSpec, src: SourceSpec, state: Sourc
     grid, phase = tile_grid(spec, src)
     events = rows.withColumn(DAY, F.col(src.partition_column)).transform(event_rows(spec.entity_keys, src.time_column, defs,
                                                                                     index, keep=[DAY]))
-    tiles = shuffled_for_write(events, DAY, days).transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY))
+    # Merged within each scan task, so with no shuffle: a raw day's files hold all of that day's rows.
+    tiles = events.transform(daily_tiles(spec.entity_keys, defs, grid, phase, DAY, local=True))
     lookup = day_map({d: f"CAST({state.rows[d]} AS BIGINT)" for d in days})
     fps = day_map({d: sql_string(state.fingerprints[d]) for d in days})
     return tiles.select(*[c for c in tiles.columns if c != DAY], lookup[F.col(DAY)].alias("source_rows"),
@@ -176,7 +177,7 @@ def refresh_state(spark: SparkSession, spec: FeatureSpec, state: SourceState) ->
              len(state.fingerprints), state.rebuilt[0], state.rebuilt[-1])
     comment = (f"daily tiles of source {state.source} of feature set {spec.name} "
                "(sparkml-ops build state; recomputed from the source when stale)")
-    replace_derived_partitions(_tiles(spark, spec, src, state), state.table, DAY, comment, state.rebuilt)
+    replace_derived_partitions(_tiles(spark, spec, src, state), state.table, DAY, comment, state.rebuilt, as_is=True)
     marks = {d: mark(state.fingerprints[d], state.spec_fingerprint, state.rows[d]) for d in state.rebuilt}
     mark_partitions(spark, state.table, DAY, marks)
 

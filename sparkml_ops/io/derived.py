@@ -56,14 +56,17 @@ def partition_fingerprints(spark: "SparkSession", table: str, column: str, value
     return {value: hashlib.sha256(repr(sorted(entries)).encode()).hexdigest()[:32] for value, entries in files.items()}
 
 
-def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comment: str, values: list[str]) -> None:
+def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comment: str, values: list[str],
+                               as_is: bool = False) -> None:
     """Overwrite the partitions ``values`` of ``df`` in the derived ``table``; create it, or recreate it if its columns differ.
 
     Columns may be of any Spark type (lists included); ``partition`` is the last column of ``df``,
     and its values are among ``values``. Rows are gathered into one file per partition, which
     later reads of many partitions prefer: a ``df`` already hash-partitioned by ``partition``
     (:func:`shuffled_for_write`) is written as it is (Spark drops the repartition). One value is written as a static partition (no sort by partition, and the partition exists
-    afterwards even without rows).
+    afterwards even without rows). With ``as_is``, several values are written from ``df``'s own partitions,
+    with no shuffle: a partition of the table gets a file from each task that holds its rows (rows that come
+    ordered by ``partition`` need no sort before the write).
     """
     spark = df.sparkSession
     wanted = {f.name: f.dataType.simpleString() for f in df.schema.fields}
@@ -85,7 +88,7 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
             spark.catalog.dropTempView(view)
         return
     with write_settings(spark, wanted, dynamic=True):
-        df.repartition(partition).select(*wanted).write.insertInto(table, overwrite=True)
+        (df if as_is else df.repartition(partition)).select(*wanted).write.insertInto(table, overwrite=True)
 
 
 def shuffled_for_write(df: "DataFrame", partition: str, values: list[str]) -> "DataFrame":

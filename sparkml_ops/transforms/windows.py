@@ -27,6 +27,7 @@ from sparkml_ops.transforms.sweep import (
 )
 
 US_PER_DAY = 86_400 * 1_000_000
+LOCAL_KEY = "_k"  # the sort key of a local merge of daily tiles
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct", "approx_count_distinct")
 TILE_STATS = ("n", "s", "lo", "hi", "q")
 
@@ -168,7 +169,7 @@ def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame]
 
 
 def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: int, phase_us: int,
-                day_col: str) -> Callable[[DataFrame], DataFrame]:
+                day_col: str, local: bool = False) -> Callable[[DataFrame], DataFrame]:
     """Stream rows (with their source day ``day_col``) -> one tile row per entity, source day and grid cell.
 
     Cells are ``grid_us`` long and start at ``phase_us`` modulo ``grid_us``; a cell that spans
@@ -178,6 +179,11 @@ def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: in
     window edge lies on the grid, a tile is wholly inside or wholly outside each window, so
     aggregates over tiles equal those over rows. Each row is made a one-row tile, then the tiles
     of a cell are merged (:func:`merged_tiles`).
+
+    With ``local``, the tiles of each input partition are merged where they are, with no shuffle, and
+    come out ordered by ``day_col`` (ISO dates), ready for a write partitioned by it. A cell whose rows
+    lie in several partitions then has several tiles, which the sweep and the roll-ups merge anyway;
+    input partitioned by day (a scan of day partitions) has one per cell.
     """
 
     def apply(df: DataFrame) -> DataFrame:
@@ -185,12 +191,22 @@ def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: in
         cell = t - F.pmod(t - F.lit(phase_us), F.lit(grid_us))
         start = F.greatest(cell, t - F.pmod(t, F.lit(US_PER_DAY)))
         rows = df.transform(event_tiles(keys, measures, keep=[day_col])).withColumn(TIME, start)  # the columns in tile order
-        return rows.transform(merged_tiles([day_col, *keys, TIME, SOURCE], greatest=[LAST]))
+        if not local:
+            return rows.transform(merged_tiles([day_col, *keys, TIME, SOURCE], greatest=[LAST]))
+        # Sorting by the cell's columns costs a comparison of strings per step (a day's first 8 bytes, the sort's
+        # prefix, are shared by its month). One bigint, the day number then a 40-bit hash of the cell, is sorted
+        # by radix; cells that share a hash only split into more tiles.
+        day = F.datediff(F.col(day_col), F.lit("1970-01-01")).cast("bigint")
+        key = day * F.lit(1 << 40) + F.pmod(F.xxhash64(*keys, TIME, SOURCE), F.lit(1 << 40))
+        merged = rows.withColumn(LOCAL_KEY, key).transform(
+            merged_tiles([LOCAL_KEY, day_col, *keys, TIME, SOURCE], greatest=[LAST], local=(LOCAL_KEY, [day_col])))
+        return merged.drop(LOCAL_KEY)
 
     return apply
 
 
-def merged_tiles(group: Sequence[str], least: Sequence[str] = (), greatest: Sequence[str] = ()) -> Callable[[DataFrame], DataFrame]:
+def merged_tiles(group: Sequence[str], least: Sequence[str] = (), greatest: Sequence[str] = (),
+                 local: tuple[str, Sequence[str]] | None = None) -> Callable[[DataFrame], DataFrame]:
     """Tiles -> one tile per value of the ``group`` columns: counts and sums added, min and max kept, distinct
     values united, squared deviations merged (Chan et al., relative to the group's least value, so that equal
     values merge to exactly 0); ``least`` / ``greatest`` columns keep their least / greatest value, the others
@@ -198,12 +214,17 @@ def merged_tiles(group: Sequence[str], least: Sequence[str] = (), greatest: Sequ
 
     A pass over the tiles sorted by ``group`` (``sparkmlops.TileMerge``): Spark shuffles and sorts them as the
     pass asks, reusing a shuffle by a part of ``group`` (a day) already there, and the tiles come out in that order.
+    ``local=(key, implies)`` merges within each partition instead, sorted by the bigint ``key`` (the first group
+    column) alone, whose order implies that of the ``implies`` columns (see ``TileMerge.apply``).
     """
 
     def apply(df: DataFrame) -> DataFrame:
         lists = {n for n, kind in df.dtypes if n.startswith("_m") and kind.startswith("array")}
         measures = sorted(lists | {n.rsplit("_", 1)[0] for n in df.columns if n.startswith("_m") and n not in lists})
-        plan = json.dumps({"group": list(group), "min": list(least), "max": list(greatest), "measures": measures})
+        plan = {"group": list(group), "min": list(least), "max": list(greatest), "measures": measures}
+        if local is not None:
+            plan["local"] = {"key": local[0], "implies": list(local[1])}
+        plan = json.dumps(plan)
         merge = jvm_class(df.sparkSession, "TileMerge", "merges feature tiles")
         return ClassicDataFrame(merge.apply(df._jdf, plan), df.sparkSession)
 

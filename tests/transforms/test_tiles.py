@@ -108,3 +108,41 @@ def test_a_merge_over_tiles_shuffled_by_day_reuses_that_shuffle_and_keeps_its_or
     tiles, _ = _tiles(spark, _rows(), US_PER_DAY)
     plan = tiles.repartition("ds").sortWithinPartitions("ds")._jdf.queryExecution().executedPlan().toString()
     assert plan.count("Exchange") == 1 and plan.count("Sort [") == 1 and "TileMerge" in plan, plan
+
+
+def _local_tiles(spark, rows, spread):
+    """Daily tiles merged within each input partition; ``spread``: the events' partitioning before the merge."""
+    defs, _ = plan_measures(AGGS)
+    df = spark.createDataFrame(rows, "key string, ts timestamp, amount double, shop string")
+    events = df.withColumn("ds", F.date_format("ts", "yyyy-MM-dd")).transform(event_rows(["key"], "ts", defs, keep=["ds"]))
+    return spread(events).transform(daily_tiles(["key"], defs, US_PER_DAY, 0, "ds", local=True)), defs
+
+
+def _day_start(r):
+    return int(datetime.fromisoformat(r["ds"]).replace(tzinfo=timezone.utc).timestamp()) * 1_000_000
+
+
+def test_local_tiles_of_rows_partitioned_by_day_are_the_daily_tiles(spark):
+    """A scan of day partitions: each day's rows in one task, so one tile per entity and day, with no shuffle."""
+    rows = _rows(seed=3)
+    tiles, defs = _local_tiles(spark, rows, lambda df: df.repartition(2, "ds"))
+    assert tiles.count() == len(_expected(rows))
+    _check(_by_group(tiles, defs, _day_start), _expected(rows))
+
+
+def test_local_tiles_of_rows_spread_over_tasks_merge_to_the_daily_tiles_and_come_out_by_day(spark):
+    """A day split across tasks gives a tile per task; merged again (as the sweep and roll-ups do), they are the day's."""
+    rows = _rows(seed=5)
+    tiles, defs = _local_tiles(spark, rows, lambda df: df.repartition(3))  # round robin: every day in every task
+    assert tiles.count() > len(_expected(rows))
+    days = tiles.select("ds").rdd.glom().collect()
+    assert all([r["ds"] for r in part] == sorted(r["ds"] for r in part) for part in days)  # the order the write needs
+    merged = tiles.transform(merged_tiles(["ds", "key"], least=[TIME], greatest=[LAST]))
+    _check(_by_group(merged, defs, _day_start), _expected(rows))
+
+
+def test_local_tiles_are_written_by_day_with_one_radix_sort_and_no_shuffle(spark):
+    """The tile job of a build (features/state.py): its write by day needs no Exchange and no second sort."""
+    tiles, _ = _local_tiles(spark, _rows(), lambda df: df)
+    plan = tiles.sortWithinPartitions("ds")._jdf.queryExecution().executedPlan().toString()
+    assert "Exchange" not in plan and plan.count("Sort [") == 1 and "Sort [_k#" in plan and "TileMerge" in plan, plan

@@ -79,7 +79,7 @@ public final class SweepOperator {
         return CollectionConverters.asScala(Collections.<Object>singletonList(output).iterator());
     }
 
-    /** The logical node: the sweep of {@code child} (sorted by keys, time, kind) into rows of {@code outputSchemaJson},
+    /** The logical node: the sweep of {@code child} (sorted by keys, time, kind, or by a hash of the keys) into rows of {@code outputSchemaJson},
      * or the merge of its tiles (its own columns). */
     public static final class Logical extends LogicalPlan {
         private static final long serialVersionUID = 1L;
@@ -134,7 +134,8 @@ public final class SweepOperator {
         private final String outputSchemaJson;
         private final Seq<Attribute> output;
         private final Seq<SparkPlan> children;
-        private transient Seq<SortOrder> order; // of a merge: by its group columns
+        private transient Seq<SortOrder> order; // of a merge: what it asks of its child (see requiredOrder)
+        private transient Seq<SortOrder> provided; // of a merge: the order its rows come out in
 
         public Physical(SparkPlan child, String pass, String planJson, String outputSchemaJson, Seq<Attribute> output) {
             this.child = child;
@@ -157,10 +158,11 @@ public final class SweepOperator {
             return pass.equals(MERGE) ? child.outputPartitioning() : super.outputPartitioning();
         }
         @Override public Seq<SortOrder> outputOrdering() {
-            return pass.equals(MERGE) ? requiredOrder() : super.outputOrdering();
+            return pass.equals(MERGE) ? providedOrder() : super.outputOrdering();
         }
+        // A local merge (see TileMerge.apply) needs no shuffle: each partition's runs are merged where they are.
         @Override public Seq<Distribution> requiredChildDistribution() {
-            if (!pass.equals(MERGE)) {
+            if (!pass.equals(MERGE) || local() != null) {
                 return super.requiredChildDistribution();
             }
             return seq(List.of(ClusteredDistribution.apply(group(), ClusteredDistribution.apply$default$2(), Option.empty(),
@@ -171,23 +173,47 @@ public final class SweepOperator {
         }
 
         private Seq<Expression> group() {
+            return columns(TileMerge.Plan.node(planJson).get("group"));
+        }
+
+        private JsonNode local() {
+            return TileMerge.Plan.node(planJson).get("local");
+        }
+
+        private Seq<Expression> columns(Iterable<JsonNode> names) {
             List<Expression> out = new java.util.ArrayList<>();
-            for (JsonNode name : TileMerge.Plan.node(planJson).get("group")) {
+            for (JsonNode name : names) {
                 out.add(child.output().find(a -> a.name().equals(name.asText())).get());
             }
             return seq(out);
         }
 
-        // The planner asks for the order many times: the plan's JSON is parsed once.
+        private static Seq<SortOrder> ascending(Seq<Expression> columns) {
+            List<SortOrder> out = new java.util.ArrayList<>();
+            for (Expression e : CollectionConverters.asJava(columns)) {
+                out.add(new SortOrder(e, Ascending$.MODULE$, NullsFirst$.MODULE$, seq(List.of())));
+            }
+            return seq(out);
+        }
+
+        // The planner asks for the orders many times: the plan's JSON is parsed once for each.
+        // A merge asks for its group columns; a local one for its key column only, one long, which Spark sorts by radix.
         private Seq<SortOrder> requiredOrder() {
             if (order == null) {
-                List<SortOrder> out = new java.util.ArrayList<>();
-                for (Expression e : CollectionConverters.asJava(group())) {
-                    out.add(new SortOrder(e, Ascending$.MODULE$, NullsFirst$.MODULE$, seq(List.of())));
-                }
-                order = seq(out);
+                JsonNode local = local();
+                order = ascending(local == null ? group() : columns(List.of(local.get("key"))));
             }
             return order;
+        }
+
+        // A local merge's key orders its rows by the columns it names as "implies" (the key begins with the day):
+        // the rows come out in that order too, so a write partitioned by them adds no sort.
+        private Seq<SortOrder> providedOrder() {
+            if (provided == null) {
+                JsonNode local = local();
+                provided = local == null ? requiredOrder() : ascending(columns(local.get("implies"))).appendedAll(requiredOrder()).toSeq();
+            }
+            return provided;
         }
 
         @Override public Seq<Attribute> output() { return output; }

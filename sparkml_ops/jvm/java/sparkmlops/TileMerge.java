@@ -52,7 +52,13 @@ public final class TileMerge implements FlatMapFunction<Iterator<InternalRow>, I
      *
      * <p>{@code planJson}: {@code {"group": [...], "min": [...], "max": [...], "measures": [...]}}, column names; a
      * measure {@code X} is either a list column {@code X} or the statistics {@code X_n} (and any of {@code X_s},
-     * {@code X_lo}, {@code X_hi}, {@code X_q}). Spark shuffles and sorts the tiles by the group columns as needed. */
+     * {@code X_lo}, {@code X_hi}, {@code X_q}). Spark shuffles and sorts the tiles by the group columns as needed.
+     *
+     * <p>With {@code "local": {"key": K, "implies": [...]}} the merge neither shuffles nor sorts by the group: each
+     * partition is sorted by {@code K} alone, a bigint that is the first group column, and its runs are merged where
+     * they are. A group split across partitions, or by a key shared with another group, then gives more than one
+     * tile, which every reader of tiles merges anyway. The caller promises that ordering rows by {@code K} orders
+     * them by the {@code implies} columns too (K begins with the day), and the rows come out ordered by those. */
     public static Dataset<Row> apply(Dataset<Row> tiles, String planJson) {
         Plan.parse(planJson, tiles.schema()); // a bad plan fails here, not in a task
         org.apache.spark.sql.classic.Dataset<Row> in = (org.apache.spark.sql.classic.Dataset<Row>) tiles;
@@ -77,6 +83,14 @@ public final class TileMerge implements FlatMapFunction<Iterator<InternalRow>, I
             types = new DataType[in.size()];
             for (int i = 0; i < types.length; i++) {
                 types[i] = in.fields()[i].dataType();
+            }
+            JsonNode local = node.get("local");
+            if (local != null) {
+                int key = in.fieldIndex(local.get("key").asText());
+                if (!DataTypes.LongType.equals(types[key]) || group.length == 0 || group[0] != key) {
+                    throw new IllegalArgumentException("the key of a local merge must be its first group column, a bigint");
+                }
+                Sweep.ordinals(local.get("implies"), in);
             }
             for (int c : concat(min, max)) {
                 if (!DataTypes.LongType.equals(types[c])) {
