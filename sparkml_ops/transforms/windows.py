@@ -28,6 +28,7 @@ from sparkml_ops.transforms.sweep import (
 
 US_PER_DAY = 86_400 * 1_000_000
 LOCAL_KEY = "_k"  # the sort key of a local merge of daily tiles
+KEY_HASH = "_h"  # the sort key of the sweep's input
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct", "approx_count_distinct")
 TILE_STATS = ("n", "s", "lo", "hi", "q")
 
@@ -156,14 +157,16 @@ def output_schema(plan: SweepPlan, types: Mapping[str, str]) -> StructType:
 def window_features(plan: SweepPlan, schema: StructType) -> Callable[[DataFrame], DataFrame]:
     """Stream rows of every source (and point rows) -> one row per point with every feature of ``plan``.
 
-    One shuffle by the entity keys, one sort by time within each partition, one pass.
+    One shuffle by the entity keys, one sort within each partition by a 64-bit hash of the keys (by radix),
+    one pass, which orders each entity's rows by time and kind itself (``sparkmlops.Sweep``).
     """
 
     def apply(stream: DataFrame) -> DataFrame:
         keys = list(plan.keys)
-        ordered = stream.repartition(*keys).sortWithinPartitions(*keys, TIME, KIND)
+        ordered = stream.withColumn(KEY_HASH, F.xxhash64(*keys)).repartition(*keys).sortWithinPartitions(KEY_HASH)
         sweep = jvm_class(stream.sparkSession, "Sweep", "computes window features")
-        return ClassicDataFrame(sweep.apply(ordered._jdf, plan.to_json(), schema.json()), stream.sparkSession)
+        spec = json.dumps({**json.loads(plan.to_json()), "hash": KEY_HASH})
+        return ClassicDataFrame(sweep.apply(ordered._jdf, spec, schema.json()), stream.sparkSession)
 
     return apply
 

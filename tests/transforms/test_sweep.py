@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import statistics
 
 import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 from pyspark.sql.types import StructType
+
+from sparkml_ops.jvm import jvm_class
 
 from sparkml_ops.transforms.sweep import AttributesPlan, EventsPlan, Measure, Output, SweepPlan
 from sparkml_ops.transforms.windows import output_schema, window_features
@@ -82,12 +87,17 @@ STREAM = "k string, _t bigint, _kind tinyint, _src smallint, a string, v double,
 
 def _sweep(spark, plan: SweepPlan, rows: list[dict]) -> list[dict]:
     """The features of ``plan`` at its points, computed by Spark from ``rows`` (in any order)."""
-    schema = StructType.fromDDL(STREAM)
-    stream = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
-    out = stream.transform(window_features(plan, output_schema(plan, {"k": "string", "p": "bigint", "a": "string"}
+    out = _frame(spark, rows).transform(window_features(plan, output_schema(plan, {"k": "string", "p": "bigint", "a": "string"}
                                                                 if not plan.as_of else {"k": "string", "p": "string",
                                                                                         "a": "string"})))
     return [r.asDict() for r in out.collect()]
+
+
+def _frame(spark, rows: list[dict]):
+    """The stream rows in a shuffled order: the sweep must order each entity's rows itself."""
+    schema = StructType.fromDDL(STREAM)
+    mixed = random.Random(len(rows)).sample(rows, len(rows))
+    return spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in mixed], schema)
 
 
 def _check(got: dict, want: dict, where: str) -> None:
@@ -134,3 +144,22 @@ def test_equal_values_have_a_standard_deviation_of_exactly_zero(spark):
     rows.append(_row("a", 65 * H, 0, p=0))
     out = _sweep(spark, _plan([DAY]), rows)[0]
     assert out[f"m0_stddev_{DAY}"] == 0.0
+
+
+def test_entities_whose_keys_share_a_hash_are_swept_apart(spark):
+    """The sweep's input is sorted by a 64-bit hash of the keys only: entities whose hashes collide arrive mixed in
+    one run, in no time order. Every hash is forced equal here, in one partition, and each entity still gets its own."""
+    rng = random.Random(5)
+    rows = _stream(rng, 6, 70, 25, (1.0, 2.0, 2.0, -3.5, None))
+    plan = _plan([H, DAY, 3 * DAY])
+    schema = output_schema(plan, {"k": "string", "p": "bigint", "a": "string"})
+    stream = _frame(spark, rows).withColumn("_h", F.lit(7).cast("bigint")).coalesce(1)
+    sweep = jvm_class(spark, "Sweep", "computes window features")
+    out = ClassicDataFrame(sweep.apply(stream._jdf, json.dumps({**json.loads(plan.to_json()), "hash": "_h"}), schema.json()), spark)
+    points = {r["p"]: r for r in rows if r["_kind"] == 0}
+    got = [r.asDict() for r in out.collect()]
+    assert sorted(r["p"] for r in got) == sorted(points) and len({r["k"] for r in got}) > 3
+    for r in got:
+        p = points[r["p"]]
+        assert r["k"] == p["k"]
+        _check(r, _expected(rows, p["k"], p["_t"], plan), f"point {p}")

@@ -4,8 +4,10 @@ import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
@@ -23,6 +25,7 @@ import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
 import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.types.UTF8String;
 
@@ -63,7 +66,8 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         this.plan = plan;
     }
 
-    /** One row per point with every feature of {@code planJson}, from {@code ordered} (sorted by keys, time, kind); called from Python. */
+    /** One row per point with every feature of {@code planJson}, from {@code ordered} (sorted by keys, time, kind,
+     * or by the plan's {@code hash} column alone: see {@link Entities}); called from Python. */
     public static Dataset<Row> apply(Dataset<Row> ordered, String planJson, String outputSchemaJson) {
         Plan.parse(planJson, ordered.schema(), (StructType) DataType.fromJson(outputSchemaJson)); // a bad plan fails here, not in a task
         org.apache.spark.sql.classic.Dataset<Row> in = (org.apache.spark.sql.classic.Dataset<Row>) ordered;
@@ -191,6 +195,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         final DataType[] keyTypes, payloadTypes;
         final DataType kindType, srcType;
         final int time, kind, src, last;
+        final int hash; // the column the rows are sorted by instead of keys, time and kind (-1: none; see Entities)
         final EventsPlan[] events;
         final AttributesPlan[] attributes;
         final String[] asOfNames; // a build: the as-of dates asked of every entity (null for a training set)
@@ -228,6 +233,10 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             kindType = in.fields()[kind].dataType();
             srcType = src < 0 ? null : in.fields()[src].dataType();
             last = ordinal(in, "_last");
+            hash = node.hasNonNull("hash") ? in.fieldIndex(node.get("hash").asText()) : -1;
+            if (hash >= 0 && !DataTypes.LongType.equals(in.fields()[hash].dataType())) {
+                throw new IllegalArgumentException("the sweep's hash column " + node.get("hash").asText() + " is not a bigint");
+            }
             JsonNode es = node.get("events");
             events = new EventsPlan[es.size()];
             for (int i = 0; i < es.size(); i++) {
@@ -277,28 +286,62 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
 
     // -------------------------------------------------------------------------------------------- entities
 
-    /** The output rows of a partition, computed entity by entity (each entity's rows are consecutive). */
+    /** The output rows of a partition, computed entity by entity (each entity's rows are consecutive).
+     *
+     * <p>With a {@code hash} column (a hash of the keys), the rows come sorted by it alone: the rows of an entity are
+     * consecutive, but not in time order, and entities whose keys share a hash are mixed. Each run of one hash is
+     * split by keys here and each entity's rows sorted by time and kind (a stable sort, as few as an entity has).
+     * Why: Spark sorts one bigint by radix, with no comparison of rows; a sort by keys, time and kind compares rows
+     * with equal prefixes (one entity's) one by one, which cost twice the shuffle it follows (docs/benchmarks.md). */
     static final class Entities implements Iterator<InternalRow> {
         private final Plan plan;
-        private final Runs entities;
+        private final Runs runs;
+        private final java.util.ArrayDeque<List<InternalRow>> pending = new java.util.ArrayDeque<>();
+        private final Comparator<InternalRow> byTime;
         private List<Object[]> ready = Collections.emptyList();
         private int readyAt;
 
         Entities(Plan plan, Iterator<InternalRow> in) {
             this.plan = plan;
-            this.entities = new Runs(in, plan.keys, plan.keyTypes);
+            this.runs = plan.hash < 0 ? new Runs(in, plan.keys, plan.keyTypes)
+                : new Runs(in, new int[] {plan.hash}, new DataType[] {DataTypes.LongType});
+            this.byTime = Comparator.<InternalRow>comparingLong(r -> r.getLong(plan.time))
+                .thenComparingLong(r -> integer(r, plan.kind, plan.kindType));
         }
 
         @Override
         public boolean hasNext() {
             while (readyAt >= ready.size()) {
-                if (!entities.hasNext()) {
-                    return false;
+                if (pending.isEmpty()) {
+                    if (!runs.hasNext()) {
+                        return false;
+                    }
+                    split(runs.next());
                 }
-                ready = new EntitySweep(plan, entities.next()).compute();
+                ready = new EntitySweep(plan, pending.poll()).compute();
                 readyAt = 0;
             }
             return true;
+        }
+
+        // One run -> its entities, each sorted by time and kind (without a hash column the run is one entity, sorted).
+        private void split(List<InternalRow> run) {
+            if (plan.hash < 0) {
+                pending.add(run);
+                return;
+            }
+            Map<List<Object>, List<InternalRow>> entities = new LinkedHashMap<>();
+            for (InternalRow r : run) {
+                List<Object> key = new ArrayList<>(plan.keys.length);
+                for (int k = 0; k < plan.keys.length; k++) {
+                    key.add(r.get(plan.keys[k], plan.keyTypes[k]));
+                }
+                entities.computeIfAbsent(key, x -> new ArrayList<>()).add(r);
+            }
+            for (List<InternalRow> rows : entities.values()) {
+                rows.sort(byTime);
+                pending.add(rows);
+            }
         }
 
         @Override
