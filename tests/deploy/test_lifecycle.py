@@ -99,16 +99,37 @@ def test_promotion_after_soak_deploys_the_same_bytes_through_the_bastion(deploy_
     assert soaked_since < audit(deploy_run, "prod1")[-1]["time"]
 
 
-def _kill_sessions_when(run, host: str, path: Path, min_bytes: int, done: threading.Event) -> None:
-    """Kill the sshd session processes of ``host`` (not its listener) once ``path`` holds ``min_bytes``."""
+def _writers_session(path: Path, listener: str) -> list[str]:
+    """The process writing ``path`` (the sftp server) and its sshd session processes up to ``listener``."""
+    # By inode: the sshd sees the host's directory at another path, in its own mount namespace.
+    target = (path.stat().st_dev, path.stat().st_ino)
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if not any((st.st_dev, st.st_ino) == target for st in map(os.stat, fd_dir.iterdir())):
+                continue
+        except OSError:  # the process (or one of its descriptors) ended while we looked
+            continue
+        chain, pid = [], fd_dir.parent.name
+        while pid not in (listener, "0", "1"):
+            chain.append(pid)
+            pid = (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        return chain if pid == listener else []
+    return []
+
+
+def _kill_session_when(run, host: str, path: Path, min_bytes: int, done: threading.Event) -> None:
+    """Drop the one SSH connection writing ``path`` on ``host`` once it holds ``min_bytes``.
+
+    Only that connection's sshd session is killed: tests on other xdist workers hold their own sessions
+    to the same host, and killing every session there dropped their deploys too."""
     listener = (run.host_dir(host).parents[1] / "sshd.pid").read_text().strip()
     while not done.is_set():
         if path.exists() and path.stat().st_size >= min_bytes:
-            pids = subprocess.run(["ip", "netns", "pids", f"smo-{host}"], capture_output=True, text=True).stdout.split()
-            for pid in pids:
-                if pid != listener:
-                    subprocess.run(["kill", "-9", pid], check=False)
-            return
+            chain = _writers_session(path, listener)
+            for pid in chain:
+                subprocess.run(["kill", "-9", pid], check=False)
+            if chain:
+                return
         time.sleep(0.01)
 
 
@@ -117,7 +138,7 @@ def test_connection_dropped_mid_upload_leaves_current_untouched_and_a_rerun_resu
     part = deploy_run.host_dir("dev1") / "incoming" / f"{b}.tar.part"
     size = (deploy_run.builds / b / f"{b}.tar").stat().st_size
     done = threading.Event()
-    killer = threading.Thread(target=_kill_sessions_when, args=(deploy_run, "dev1", part, size // 4, done))
+    killer = threading.Thread(target=_kill_session_when, args=(deploy_run, "dev1", part, size // 4, done))
     killer.start()
     try:
         with pytest.raises(RemoteError) as exc:
