@@ -98,7 +98,7 @@ def mark(source_fp: str, spec_fp: str, rows: int) -> str:
 
 
 def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
-               rebuild: bool = False) -> SourceState:
+               rebuild: bool = False, defer: bool = False) -> SourceState:
     """Which stored days of one events source are valid, which are tiled now, which are read raw.
 
     One listing of the source partitions (their fingerprints) and one read of the state's marks
@@ -110,7 +110,8 @@ def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, sourc
     than that many of them are stale: a nightly build then adds its new day without a tiling job,
     and every ``tile_batch_days``-th night tiles them all in one. Older stale days (late data, a
     first build, another spec) and, with ``rebuild``, every day are tiled now; their raw rows are
-    counted for their marks.
+    counted for their marks. With ``defer`` (and not ``rebuild``), every stale day is read raw and
+    none is tiled (``features.defer_backfill_state``).
     """
     src = spec.sources[source]
     table = state_table(settings, spec, source)
@@ -124,6 +125,8 @@ def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, sourc
     raw = [] if rebuild else [d for d in stale if d in days[-batch:]]
     if len(raw) >= batch:
         raw = []
+    if defer and not rebuild:
+        raw = stale
     tiled = [d for d in stale if d not in raw]
     counted = {}
     if tiled:
