@@ -219,8 +219,10 @@ def build_features(
     # The tiled sources' required days are checked below from the state's one listing and count.
     frames = load_sources(spark, spec, ranges, {n: need for n, need in required.items() if n not in tiled})
     analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
-    defer = settings.features.defer_backfill_state and len(days) > 1  # a backfill that leaves tiling to the nights after it
-    states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), rebuild_state, defer) for n in tiled}
+    # A backfill may leave the tiling of its stale days to the nights after it (features.defer_backfill_state).
+    deferred = settings.features.defer_backfill_state and len(days) > 1
+    tiling = "rebuild" if rebuild_state else "defer" if deferred else "batched"
+    states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), tiling) for n in tiled}
     for name, st in states.items():
         rows = {**st.rows, **_probe_days(spark, spec.sources[name], [d for d in required[name] if d in st.raw])}
         require_days(name, spec.sources[name], st.fingerprints, rows, required[name])
