@@ -18,8 +18,8 @@ Timed side by side in one run, on the 20M set:
   30-date time against the old build of fewer dates is a lower bound of the speed-up;
 * the floor: the partition-pruned scan + one ``groupBy(customer_id).count()`` into ``noop``;
 * with ``--no-state``, also the build from raw that stores no state: every source day read raw as
-  one-row tiles, none tiled (``features.tile_batch_days`` set past its validated range, which only a
-  benchmark can do). It shows what storing the tiles for the next nights costs a first backfill.
+  one-row tiles, none tiled (``features.defer_backfill_state``). It shows what storing the tiles for
+  the next nights costs a first backfill.
 Memory: each size is built in its own process, which reports its peak RSS (Python driver, and the
 driver JVM, which in ``local[2]`` also runs the tasks). Targets: >= 3x pandas, >= 5x the old build,
 no driver collect of source data, driver peak RSS flat from 5M to 20M rows.
@@ -99,8 +99,7 @@ def child(args) -> int:
         out["engine_tiles"] = timed(f"engine, 30 dates, tiles stored ({args.child})",
                                     lambda: build_features(spark, s, spec, dates, compute_stats=False), args.runs)
         if args.no_state:  # after the build with tiles stored, since it drops them
-            # A build reads stale days raw while fewer than tile_batch_days of them are stale: with 10**6, none is tiled.
-            stateless = s.model_copy(update={"features": s.features.model_copy(update={"tile_batch_days": 10**6})})
+            stateless = s.model_copy(update={"features": s.features.model_copy(update={"defer_backfill_state": True})})
             out["engine_no_state"] = timed(f"engine, 30 dates, from raw, no state stored ({args.child})",
                                            lambda: fresh(stateless), args.runs)
         out["python_rss_mb"], out["jvm_rss_mb"] = peak_rss_mb(spark)

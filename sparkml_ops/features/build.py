@@ -194,7 +194,8 @@ def build_features(
 
     Events sources are read as daily tiles (:mod:`sparkml_ops.features.state`): the days whose
     stored tiles are missing or stale are computed from their raw partitions first, except the
-    newest ones, which are read raw until ``features.tile_batch_days`` of them await tiling.
+    newest ones, which are read raw until ``features.tile_batch_days`` of them await tiling. A build
+    of several dates with ``features.defer_backfill_state`` reads every such day raw and tiles none.
 
     Args:
         dates: as-of dates; all are computed in one pass over each source.
@@ -218,7 +219,10 @@ def build_features(
     # The tiled sources' required days are checked below from the state's one listing and count.
     frames = load_sources(spark, spec, ranges, {n: need for n, need in required.items() if n not in tiled})
     analyse_sql(spec, frames)  # before the state is written: a spec mistake writes nothing
-    states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), rebuild_state) for n in tiled}
+    # A backfill may leave the tiling of its stale days to the nights after it (features.defer_backfill_state).
+    deferred = settings.features.defer_backfill_state and len(days) > 1
+    tiling = "rebuild" if rebuild_state else "defer" if deferred else "batched"
+    states = {n: plan_state(spark, settings, spec, n, _days(*ranges[n]), tiling) for n in tiled}
     for name, st in states.items():
         rows = {**st.rows, **_probe_days(spark, spec.sources[name], [d for d in required[name] if d in st.raw])}
         require_days(name, spec.sources[name], st.fingerprints, rows, required[name])

@@ -98,20 +98,22 @@ def mark(source_fp: str, spec_fp: str, rows: int) -> str:
 
 
 def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
-               rebuild: bool = False) -> SourceState:
+               tiling: str = "batched") -> SourceState:
     """Which stored days of one events source are valid, which are tiled now, which are read raw.
 
     One listing of the source partitions (their fingerprints) and one read of the state's marks
     (metastore only): no tile is read. A day is valid when its stored mark holds the current
-    fingerprints of its source partition and of the spec; the others (all of them with ``rebuild``)
-    are stale. Days without a source partition have no tiles.
+    fingerprints of its source partition and of the spec; the others (all of them with
+    ``tiling="rebuild"``) are stale. Days without a source partition have no tiles.
 
     Stale days among the newest ``features.tile_batch_days`` of ``days`` are read raw while fewer
     than that many of them are stale: a nightly build then adds its new day without a tiling job,
     and every ``tile_batch_days``-th night tiles them all in one. Older stale days (late data, a
-    first build, another spec) and, with ``rebuild``, every day are tiled now; their raw rows are
-    counted for their marks.
+    first build, another spec) and, with ``tiling="rebuild"``, every day are tiled now; their raw
+    rows are counted for their marks. With ``tiling="defer"``, every stale day is read raw and none is tiled
+    (a backfill with ``features.defer_backfill_state``).
     """
+    rebuild = tiling == "rebuild"
     src = spec.sources[source]
     table = state_table(settings, spec, source)
     current = partition_fingerprints(spark, src.table, src.partition_column, days)
@@ -124,6 +126,8 @@ def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, sourc
     raw = [] if rebuild else [d for d in stale if d in days[-batch:]]
     if len(raw) >= batch:
         raw = []
+    if tiling == "defer":
+        raw = stale
     tiled = [d for d in stale if d not in raw]
     counted = {}
     if tiled:

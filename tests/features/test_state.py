@@ -226,3 +226,23 @@ def test_the_newest_days_are_read_raw_until_a_batch_of_them_is_tiled_in_one_job(
     assert all(not r.state_raw["tx"] for r in eager)
     assert [_partition(spark, table, f"2026-01-{d}") for d in (11, 12)] == batched_rows
     assert batched_rows[0] and batched_rows[1]
+
+
+def test_a_backfill_that_defers_the_state_stores_no_tiles_and_the_next_night_tiles_its_days(spark, feat_settings, make_feature_set):
+    """``features.defer_backfill_state``: the backfill reads its days raw; the next single-date build tiles them; same rows."""
+    path, tx, _ = make_feature_set()
+    spec = load_feature_spec(path, feat_settings)
+    table = f"{FEATURES}.{spec.name}"
+    deferring = feat_settings.model_copy(update={"features": feat_settings.features.model_copy(update={"defer_backfill_state": True})})
+    days = [date(2026, 1, 10), date(2026, 1, 11)]
+    backfill = build_features(spark, deferring, spec, days, compute_stats=False, today=TODAY)
+    assert (backfill.state_rebuilt, backfill.state_raw) == ({"tx": []}, {"tx": ["2026-01-08", "2026-01-09", "2026-01-10"]})
+    deferred = [_partition(spark, table, f"2026-01-{d}") for d in (10, 11)]
+    assert deferred[0] and deferred[1]
+    state = state_table(deferring, spec, "tx")
+    assert not spark.catalog.tableExists(state) or spark.table(state).count() == 0
+    nightly = _build(spark, deferring, spec, date(2026, 1, 11))  # one date: the setting does not apply, the days are tiled
+    assert nightly.state_rebuilt == {"tx": ["2026-01-08", "2026-01-09", "2026-01-10"]}
+    assert _partition(spark, table, "2026-01-11") == deferred[1]
+    stored = build_features(spark, feat_settings, spec, days, compute_stats=False, today=TODAY)  # the tiles now read
+    assert stored.state_rebuilt == {"tx": []} and [_partition(spark, table, f"2026-01-{d}") for d in (10, 11)] == deferred
