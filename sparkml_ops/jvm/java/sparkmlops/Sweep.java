@@ -325,8 +325,14 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
         }
 
         // One run -> its entities, each sorted by time and kind (without a hash column the run is one entity, sorted).
+        // Keys rarely share a hash: check for one entity first, so the common run builds no key list or map.
         private void split(List<InternalRow> run) {
             if (plan.hash < 0) {
+                pending.add(run);
+                return;
+            }
+            if (oneEntity(run)) {
+                run.sort(byTime);
                 pending.add(run);
                 return;
             }
@@ -342,6 +348,16 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
                 rows.sort(byTime);
                 pending.add(rows);
             }
+        }
+
+        private boolean oneEntity(List<InternalRow> run) {
+            InternalRow first = run.get(0);
+            for (int i = 1; i < run.size(); i++) {
+                if (!Runs.same(first, run.get(i), plan.keys, plan.keyTypes)) {
+                    return false;
+                }
+            }
+            return true;
         }
 
         @Override
@@ -384,7 +400,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             next = null;
             while (in.hasNext()) {
                 InternalRow row = in.next().copy();
-                if (!same(run.get(0), row)) {
+                if (!same(run.get(0), row, columns, types)) {
                     next = row;
                     break;
                 }
@@ -393,7 +409,7 @@ public final class Sweep implements FlatMapFunction<Iterator<InternalRow>, Inter
             return run;
         }
 
-        private boolean same(InternalRow a, InternalRow b) {
+        static boolean same(InternalRow a, InternalRow b, int[] columns, DataType[] types) {
             for (int i = 0; i < columns.length; i++) {
                 if (!Objects.equals(a.get(columns[i], types[i]), b.get(columns[i], types[i]))) {
                     return false;

@@ -134,6 +134,7 @@ public final class SweepOperator {
         private final String outputSchemaJson;
         private final Seq<Attribute> output;
         private final Seq<SparkPlan> children;
+        private transient JsonNode node; // of a merge: its plan, parsed once (see plan)
         private transient Seq<SortOrder> order; // of a merge: what it asks of its child (see requiredOrder)
         private transient Seq<SortOrder> provided; // of a merge: the order its rows come out in
 
@@ -172,12 +173,20 @@ public final class SweepOperator {
             return pass.equals(MERGE) ? seq(List.of(requiredOrder())) : super.requiredChildOrdering();
         }
 
+        // The planner asks for distributions and orders many times: parse the plan's JSON once.
+        private JsonNode plan() {
+            if (node == null) {
+                node = TileMerge.Plan.node(planJson);
+            }
+            return node;
+        }
+
         private Seq<Expression> group() {
-            return columns(TileMerge.Plan.node(planJson).get("group"));
+            return columns(plan().get("group"));
         }
 
         private JsonNode local() {
-            return TileMerge.Plan.node(planJson).get("local");
+            return plan().get("local");
         }
 
         private Seq<Expression> columns(Iterable<JsonNode> names) {
@@ -196,7 +205,6 @@ public final class SweepOperator {
             return seq(out);
         }
 
-        // The planner asks for the orders many times: the plan's JSON is parsed once for each.
         // A merge asks for its group columns; a local one for its key column only, one long, which Spark sorts by radix.
         private Seq<SortOrder> requiredOrder() {
             if (order == null) {
