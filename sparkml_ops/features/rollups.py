@@ -31,10 +31,10 @@ from pyspark.sql import functions as F
 from sparkml_ops.config import FeaturesSettings
 from sparkml_ops.features.spec import FeatureSpec
 from sparkml_ops.features.state import DAY, META, SourceState, checked_rows, day_map, mark, read_state
-from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions, shuffled_for_write
+from sparkml_ops.io.derived import mark_partitions, partition_marks, replace_derived_partitions
 from sparkml_ops.io.tables import sql_string, table_exists
 from sparkml_ops.transforms.sweep import LAST, SOURCE, TIME
-from sparkml_ops.transforms.windows import US_PER_DAY, merged_tiles
+from sparkml_ops.transforms.windows import LOCAL_KEY, US_PER_DAY, day_key, merged_tiles
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +172,19 @@ def _write_blocks(spark: SparkSession, spec: FeatureSpec, state: SourceState, le
     inside = (F.col(TIME) >= first_us) & (F.col(TIME) < first_us + F.lit(level * US_PER_DAY))
     grouped = tiles.drop(*META).withColumn("_g", F.when(inside, -1).otherwise(F.col(TIME))) \
         .withColumn(DAY, F.date_format(F.date_add(F.lit(EPOCH_DAY.isoformat()), number.cast("int")), "yyyy-MM-dd"))
-    merged = shuffled_for_write(grouped, DAY, firsts).transform(
-        merged_tiles([DAY, *spec.entity_keys, SOURCE, "_g"], least=[TIME], greatest=[LAST])).drop("_g")
+    # Sorted by one bigint (the block's day number, then a hash of the rest of the group), as the daily tiles are.
+    # One task holds each group's tiles: shuffled by block (one file per partition written) or, for one block, by key.
+    keyed = grouped.withColumn(LOCAL_KEY, day_key(number, [*spec.entity_keys, SOURCE, "_g"]))
+    keyed = keyed.repartition(DAY) if len(firsts) > 1 else keyed.repartition(LOCAL_KEY)
+    merged = keyed.transform(merged_tiles([LOCAL_KEY, DAY, *spec.entity_keys, SOURCE, "_g"], least=[TIME], greatest=[LAST],
+                                          local=(LOCAL_KEY, [DAY]))).drop("_g", LOCAL_KEY)
     fps = day_map({d: sql_string(_block_fingerprint(state, d, level)) for d in firsts})
     rows = day_map({d: f"CAST({_block_rows(state, d, level)} AS BIGINT)" for d in firsts})
     out = merged.select(*[c for c in merged.columns if c != DAY], rows[F.col(DAY)].alias("source_rows"),
                         fps[F.col(DAY)].alias("source_fingerprint"), F.lit(state.spec_fingerprint).alias("spec_fingerprint"), DAY)
     comment = (f"{level}-day roll-ups of the daily tiles of source {state.source} of feature set {spec.name} "
                "(sparkml-ops build state; recomputed from the tiles when stale)")
-    replace_derived_partitions(out, rollup_table(state, level), DAY, comment, firsts)
+    replace_derived_partitions(out, rollup_table(state, level), DAY, comment, firsts, as_is=True)
     marks = {d: mark(_block_fingerprint(state, d, level), state.spec_fingerprint, _block_rows(state, d, level)) for d in firsts}
     mark_partitions(spark, rollup_table(state, level), DAY, marks)
 

@@ -62,11 +62,11 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
 
     Columns may be of any Spark type (lists included); ``partition`` is the last column of ``df``,
     and its values are among ``values``. Rows are gathered into one file per partition, which
-    later reads of many partitions prefer: a ``df`` already hash-partitioned by ``partition``
-    (:func:`shuffled_for_write`) is written as it is (Spark drops the repartition). One value is written as a static partition (no sort by partition, and the partition exists
-    afterwards even without rows). With ``as_is``, several values are written from ``df``'s own partitions,
-    with no shuffle: a partition of the table gets a file from each task that holds its rows (rows that come
-    ordered by ``partition`` need no sort before the write).
+    later reads of many partitions prefer. One value is written as a static partition (no sort by
+    partition, and the partition exists afterwards even without rows). With ``as_is``, several values
+    are written from ``df``'s own partitions, with no shuffle: a partition of the table gets a file from
+    each task that holds its rows (one, when ``df`` is partitioned by ``partition``); rows that come
+    ordered by ``partition`` need no sort before the write.
     """
     spark = df.sparkSession
     wanted = {f.name: f.dataType.simpleString() for f in df.schema.fields}
@@ -89,13 +89,6 @@ def replace_derived_partitions(df: "DataFrame", table: str, partition: str, comm
         return
     with write_settings(spark, wanted, dynamic=True):
         (df if as_is else df.repartition(partition)).select(*wanted).write.insertInto(table, overwrite=True)
-
-
-def shuffled_for_write(df: "DataFrame", partition: str, values: list[str]) -> "DataFrame":
-    """``df`` shuffled by ``partition`` when it holds several ``values``, for a producer to apply before its
-    aggregate (grouped by ``partition`` among other keys): the aggregate and the one-file-per-partition
-    write of :func:`replace_derived_partitions` then share one shuffle. One value is written statically."""
-    return df.repartition(partition) if len(values) > 1 else df
 
 
 MARK_PREFIX = "sparkml_ops.mark."

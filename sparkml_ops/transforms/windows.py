@@ -199,13 +199,18 @@ def daily_tiles(keys: Sequence[str], measures: Sequence[MeasureDef], grid_us: in
         # Sorting by the cell's columns costs a comparison of strings per step (a day's first 8 bytes, the sort's
         # prefix, are shared by its month). One bigint, the day number then a 40-bit hash of the cell, is sorted
         # by radix; cells that share a hash only split into more tiles.
-        day = F.datediff(F.col(day_col), F.lit("1970-01-01")).cast("bigint")
-        key = day * F.lit(1 << 40) + F.pmod(F.xxhash64(*keys, TIME, SOURCE), F.lit(1 << 40))
+        key = day_key(F.datediff(F.col(day_col), F.lit("1970-01-01")), [*keys, TIME, SOURCE])
         merged = rows.withColumn(LOCAL_KEY, key).transform(
             merged_tiles([LOCAL_KEY, day_col, *keys, TIME, SOURCE], greatest=[LAST], local=(LOCAL_KEY, [day_col])))
         return merged.drop(LOCAL_KEY)
 
     return apply
+
+
+def day_key(day_number: Column, columns: Sequence[str]) -> Column:
+    """One bigint ordered by ``day_number`` first, then by a 40-bit hash of ``columns``: the sort key of a local
+    merge (:func:`merged_tiles`), which Spark sorts by radix. Rows that share a hash only give more tiles."""
+    return day_number.cast("bigint") * F.lit(1 << 40) + F.pmod(F.xxhash64(*columns), F.lit(1 << 40))
 
 
 def merged_tiles(group: Sequence[str], least: Sequence[str] = (), greatest: Sequence[str] = (),
