@@ -206,10 +206,10 @@ class FeaturesSettings(Frozen):
     # The newest source days a build reads raw (as one-row tiles) until this many are untiled; then all
     # are tiled in one job. 1 tiles every new day at once; 7 spares six nights in seven that job.
     tile_batch_days: int = Field(default=7, ge=1, le=31)
-    # A build of several as-of dates (a backfill) that finds days without valid tiles: false stores their
-    # tiles for the nights after it; true reads them raw and stores none, so the backfill does the least
-    # work (one shuffle of the raw rows) and the next single-date build tiles the days it reads, once.
-    defer_backfill_state: bool = False
+    # A build of several as-of dates (a backfill) that finds days without valid tiles: true (the default)
+    # reads them raw and stores none, so the backfill does the least work (one shuffle of the raw rows) and
+    # the next single-date build tiles the days it reads, once; false stores them during the backfill.
+    defer_backfill_state: bool = True
     # Lengths in days of the stored roll-ups of the daily tiles a build reads between its window edges
     # (docs/features.md, "Roll-ups"); () reads daily tiles only. Nested lengths (27, 9, 3) fit best.
     rollup_days: tuple[Annotated[int, Field(ge=2, le=366)], ...] = (27, 9, 3)

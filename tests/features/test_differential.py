@@ -284,12 +284,22 @@ def test_training_set_matches_the_reference_row_by_row(spark, feat_settings, sce
 def test_build_matches_the_reference_row_by_row(spark, feat_settings, scenario):
     sc, spec, rows, ref, _, rng = scenario
     dates = sorted(rng.sample([FIRST_DAY + timedelta(days=d) for d in range(3, DAYS - 1)], 3))
-    # The first date alone, then all: the second run reuses the daily tiles the first one stored. Roll-ups of
-    # 2 and 4 days (not the default 27, 9, 3) fit between the edges of these short windows.
+    # The first date alone stores the daily tiles. A backfill of the first two then reads them, and its later
+    # days raw (it leaves their tiles to the night after it). All three, storing the tiles, reuse the stored
+    # ones and read roll-ups: of 2 and 4 days (not the default 27, 9, 3), to fit these short windows.
     settings = feat_settings.model_copy(update={"features": feat_settings.features.model_copy(update={"rollup_days": (4, 2)})})
+    storing = settings.model_copy(update={"features": settings.features.model_copy(update={"defer_backfill_state": False})})
     build_features(spark, settings, spec, dates[:1], compute_stats=False, today=date(2026, 12, 31))
-    second = build_features(spark, settings, spec, dates, compute_stats=False, today=date(2026, 12, 31))
-    assert any(second.rollups_read.values()), "the seeded scenarios each read a roll-up in their second build"
+    deferred = build_features(spark, settings, spec, dates[:2], compute_stats=False, today=date(2026, 12, 31))
+    assert not any(deferred.state_rebuilt.values()) and not any(deferred.rollups_built.values())
+    _assert_build_matches(spark, sc, spec, rows, ref, dates[:2])
+    second = build_features(spark, storing, spec, dates, compute_stats=False, today=date(2026, 12, 31))
+    assert any(second.rollups_read.values()), "the seeded scenarios each read a roll-up in their third build"
+    _assert_build_matches(spark, sc, spec, rows, ref, dates)
+
+
+def _assert_build_matches(spark, sc: Scenario, spec, rows: dict, ref: Reference, dates: list[date]) -> None:
+    """The feature table's rows of ``dates``: the entities present and each value, as the reference has them."""
     table = spark.table(f"{FEATURES}.{spec.name}")
     names = [n for n, _ in feature_columns(spec)]
     keys = {r["key"] for s in ("tx", "web", "cust", "seg") for r in rows[s]}

@@ -178,7 +178,8 @@ def test_rebuild_state_from_to_recomputes_late_data_the_fingerprint_cannot_see(t
     """``features build --rebuild-state --from/--to`` in its own process (own metastore), on files changed in place."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKML_OPS_")} | {"PYSPARK_PYTHON": sys.executable}
     flags = ["--conf-dir", str(CONF_DIR), "--set", f"state_dir={tmp_path}", "--set", "spark.master=local[2]",
-             "--set", "spark.conf.spark.sql.shuffle.partitions=2", "--set", "spark.conf.spark.driver.memory=1g"]
+             "--set", "spark.conf.spark.sql.shuffle.partitions=2", "--set", "spark.conf.spark.driver.memory=1g",
+             "--set", "features.defer_backfill_state=false"]  # the limit concerns tiles a backfill stored
 
     def cli(*args: str) -> str:
         proc = subprocess.run([sys.executable, "-m", "sparkml_ops.cli", *flags, *args], env=env, cwd=tmp_path,
@@ -228,20 +229,20 @@ def test_the_newest_days_are_read_raw_until_a_batch_of_them_is_tiled_in_one_job(
     assert batched_rows[0] and batched_rows[1]
 
 
-def test_a_backfill_that_defers_the_state_stores_no_tiles_and_the_next_night_tiles_its_days(spark, feat_settings, make_feature_set):
-    """``features.defer_backfill_state``: the backfill reads its days raw; the next single-date build tiles them; same rows."""
+def test_a_backfill_stores_no_tiles_by_default_and_the_next_night_tiles_its_days(spark, feat_settings, make_feature_set):
+    """``features.defer_backfill_state`` (default true): the backfill reads its days raw; the next single-date build
+    tiles them; same rows."""
     path, tx, _ = make_feature_set()
     spec = load_feature_spec(path, feat_settings)
     table = f"{FEATURES}.{spec.name}"
-    deferring = feat_settings.model_copy(update={"features": feat_settings.features.model_copy(update={"defer_backfill_state": True})})
     days = [date(2026, 1, 10), date(2026, 1, 11)]
-    backfill = build_features(spark, deferring, spec, days, compute_stats=False, today=TODAY)
+    backfill = build_features(spark, feat_settings, spec, days, compute_stats=False, today=TODAY)
     assert (backfill.state_rebuilt, backfill.state_raw) == ({"tx": []}, {"tx": ["2026-01-08", "2026-01-09", "2026-01-10"]})
     deferred = [_partition(spark, table, f"2026-01-{d}") for d in (10, 11)]
     assert deferred[0] and deferred[1]
-    state = state_table(deferring, spec, "tx")
+    state = state_table(feat_settings, spec, "tx")
     assert not spark.catalog.tableExists(state) or spark.table(state).count() == 0
-    nightly = _build(spark, deferring, spec, date(2026, 1, 11))  # one date: the setting does not apply, the days are tiled
+    nightly = _build(spark, feat_settings, spec, date(2026, 1, 11))  # one date: the setting does not apply, the days are tiled
     assert nightly.state_rebuilt == {"tx": ["2026-01-08", "2026-01-09", "2026-01-10"]}
     assert _partition(spark, table, "2026-01-11") == deferred[1]
     stored = build_features(spark, feat_settings, spec, days, compute_stats=False, today=TODAY)  # the tiles now read
