@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Collection
+from typing import Literal
 from dataclasses import dataclass, field
 from functools import reduce
 from math import gcd
@@ -97,8 +98,12 @@ def mark(source_fp: str, spec_fp: str, rows: int) -> str:
     return f"{source_fp} {spec_fp} {rows}"
 
 
+# How a build treats the stale days of a source: see plan_state.
+Tiling = Literal["batched", "rebuild", "defer"]
+
+
 def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, source: str, days: list[str],
-               tiling: str = "batched") -> SourceState:
+               tiling: Tiling = "batched") -> SourceState:
     """Which stored days of one events source are valid, which are tiled now, which are read raw.
 
     One listing of the source partitions (their fingerprints) and one read of the state's marks
@@ -113,21 +118,17 @@ def plan_state(spark: SparkSession, settings: Settings, spec: FeatureSpec, sourc
     rows are counted for their marks. With ``tiling="defer"``, every stale day is read raw and none is tiled
     (a backfill with ``features.defer_backfill_state``).
     """
-    rebuild = tiling == "rebuild"
     src = spec.sources[source]
     table = state_table(settings, spec, source)
     current = partition_fingerprints(spark, src.table, src.partition_column, days)
     spec_fp = spec_fingerprint(spec, src)
-    marks = {} if rebuild else partition_marks(spark, table, DAY)
+    marks = {} if tiling == "rebuild" else partition_marks(spark, table, DAY)
     stored = {d: int(m.rsplit(" ", 1)[1]) for d, m in marks.items()
               if d in current and m.rsplit(" ", 1)[0] == f"{current[d]} {spec_fp}"}
     stale = sorted(d for d in current if d not in stored)
     batch = settings.features.tile_batch_days
-    raw = [] if rebuild else [d for d in stale if d in days[-batch:]]
-    if len(raw) >= batch:
-        raw = []
-    if tiling == "defer":
-        raw = stale
+    newest = [d for d in stale if d in days[-batch:]]
+    raw = {"rebuild": [], "defer": stale, "batched": newest if len(newest) < batch else []}[tiling]
     tiled = [d for d in stale if d not in raw]
     counted = {}
     if tiled:

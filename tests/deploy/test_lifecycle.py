@@ -107,13 +107,13 @@ def _writers_session(path: Path, listener: str) -> list[str]:
         try:
             if not any((st.st_dev, st.st_ino) == target for st in map(os.stat, fd_dir.iterdir())):
                 continue
-        except OSError:  # the process (or one of its descriptors) ended while we looked
+            chain, pid = [], fd_dir.parent.name
+            while pid not in (listener, "0", "1"):
+                chain.append(pid)
+                pid = (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            return chain if pid == listener else []
+        except OSError:  # the process (or one of its descriptors or parents) ended while we looked
             continue
-        chain, pid = [], fd_dir.parent.name
-        while pid not in (listener, "0", "1"):
-            chain.append(pid)
-            pid = (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()[1]
-        return chain if pid == listener else []
     return []
 
 
